@@ -1,0 +1,111 @@
+"""Collect the cells of a grid into paper-style tables.
+
+Rows are losses; columns are (dataset, samples per class); each entry is the mean +- standard
+deviation of test accuracy (%) over seeds, with the number of seeds; the best mean of each column
+is bold. A cell without metrics.json is "missing" and a diverged one is flagged: nothing is
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.config import cell_dir, cells
+from benchmark.io import write_atomic
+
+
+def collect(config: dict, root: Path = Path(".")) -> pd.DataFrame:
+    """One row per expected cell of the grid, with status 'missing' where no result exists."""
+    rows = []
+    for dataset, loss, spc, seed in cells(config):
+        path = root / cell_dir(dataset, loss, spc, seed) / "metrics.json"
+        row = {"dataset": dataset, "loss": loss, "spc": str(spc), "seed": seed, "status": "missing",
+               "test_accuracy": float("nan"), "test_balanced_accuracy": float("nan"), "per_class": float("nan")}
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            row.update(
+                status=metrics["status"],
+                test_accuracy=100.0 * metrics["test_accuracy"],
+                test_balanced_accuracy=100.0 * metrics["test_balanced_accuracy"],
+                per_class=metrics["train_images"] / metrics["num_classes"],
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+    """Mean, std and counts per (dataset, loss, spc); diverged seeds count with their accuracy."""
+    def one(group: pd.DataFrame) -> pd.Series:
+        done = group[group.status != "missing"][metric]
+        return pd.Series({
+            "mean": done.mean(), "std": done.std(ddof=1) if len(done) > 1 else 0.0, "n": len(done),
+            "missing": int((group.status == "missing").sum()), "diverged": int((group.status == "diverged").sum()),
+            "seeds": len(group),
+        })
+
+    keys = ["dataset", "loss", "spc"]
+    return frame.groupby(keys, sort=False)[["status", metric]].apply(one).reset_index()
+
+
+def _entry(row: pd.Series, bold: bool, style: str) -> str:
+    if row.n == 0:
+        return "missing"
+    pm = "$\\pm$" if style == "tex" else "±"
+    text = f"{row['mean']:.1f} {pm} {row['std']:.1f}"
+    text = (f"\\textbf{{{text}}}" if style == "tex" else f"**{text}**") if bold else text
+    notes = [f"n={int(row.n)}"]
+    if row.missing:
+        notes.append(f"{int(row.missing)} missing")
+    if row.diverged:
+        notes.append(f"{int(row.diverged)} diverged")
+    return f"{text} ({', '.join(notes)})"
+
+
+def table(summary: pd.DataFrame, losses: list[str], style: str) -> pd.DataFrame:
+    """Losses x (dataset, spc) strings, best mean per column in bold."""
+    columns = list(dict.fromkeys(zip(summary.dataset, summary.spc, strict=True)))
+    out = pd.DataFrame(index=losses, columns=pd.MultiIndex.from_tuples(columns, names=["dataset", "spc"]))
+    for (dataset, spc), col in summary.groupby(["dataset", "spc"], sort=False):
+        best = col["mean"].max()
+        for _, row in col.iterrows():
+            out.loc[row.loss, (dataset, spc)] = _entry(row, row.n > 0 and row["mean"] == best, style)
+    return out
+
+
+def to_markdown(tab: pd.DataFrame, title: str) -> str:
+    header = ["loss"] + [f"{d} {s}/class" if s != "all" else f"{d} all" for d, s in tab.columns]
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([loss, *row]) + " |" for loss, row in zip(tab.index, tab.values.tolist(), strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(tab: pd.DataFrame, caption: str) -> str:
+    header = " & ".join(["loss"] + [f"{d} {s}" for d, s in tab.columns]) + r" \\"
+    body = [" & ".join([loss.replace("_", r"\_"), *row]) + r" \\" for loss, row in zip(tab.index, tab.values.tolist(),
+                                                                                       strict=True)]
+    return "\n".join([
+        r"\begin{table}", r"\centering", f"\\caption{{{caption}}}",
+        r"\begin{tabular}{l" + "r" * len(tab.columns) + "}", r"\toprule", header, r"\midrule", *body,
+        r"\bottomrule", r"\end{tabular}", r"\end{table}", "",
+    ])
+
+
+def write_tables(config: dict, prefix: Path, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write <prefix>.md, .tex and .csv; return (per-cell frame, summary)."""
+    frame = collect(config, root)
+    summary = summarise(frame)
+    caption = (f"Test accuracy (%) on grid '{config['grid']}': mean $\\pm$ std over seeds "
+               "(n = seeds with a result); best per column in bold.")
+    title = f"Test accuracy (%) on grid '{config['grid']}', mean ± std over seeds (n seeds); best per column in bold"
+    write_atomic(prefix.with_suffix(".md"), to_markdown(table(summary, config["losses"], "md"), title))
+    write_atomic(prefix.with_suffix(".tex"), to_latex(table(summary, config["losses"], "tex"), caption))
+    write_atomic(prefix.with_suffix(".csv"), summary.to_csv(index=False, float_format="%.4f"))
+    return frame, summary
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """Mean accuracy of every (dataset, loss, spc) as flat MLflow metric names."""
+    return {f"acc/{r.dataset}/{r.loss}/spc{r.spc}": r["mean"] for _, r in summary.iterrows() if r.n > 0}

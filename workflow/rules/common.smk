@@ -1,0 +1,56 @@
+# Config validation, grid expansion and the small helpers the rules read their params from.
+import json
+import os
+import sys
+
+from benchmark.config import ConfigError, cell_dir, cell_settings, cells, validate
+from benchmark.losses import LOSSES
+from benchmark.models import MODELS
+from benchmark.registry import source_file
+
+try:
+    validate(config)
+except ConfigError as error:
+    # One line, before any job starts; a traceback here would hide the key that is wrong.
+    sys.exit(str(error))
+
+# Every rule runs the package with the interpreter Snakemake itself runs under; DVC's stage
+# commands say `python`, so the data rule puts that interpreter's folder first on PATH.
+PYTHON = sys.executable
+PYTHON_BIN = os.path.dirname(sys.executable)
+GRID = config["grid"]
+TRACKING = f"results/tracking/{GRID}.json"
+# Code every cell depends on; a loss's or model's own file is added per cell (touching a loss's
+# file reruns only that loss's cells).
+CORE_CODE = [
+    f"benchmark/{name}.py" for name in ("train", "evaluate", "augment", "schedules", "data/subsets", "data/prepared")
+]
+
+
+def cell_path(dataset, loss, spc, seed):
+    return f"{cell_dir(dataset, loss, spc, seed)}/metrics.json"
+
+
+def all_cells():
+    return [cell_path(*cell) for cell in cells(config)]
+
+
+def all_outputs():
+    return [f"results/tables/{GRID}.md"]
+
+
+def cell_code(wildcards):
+    settings = cell_settings(config, wildcards.dataset, wildcards.loss)
+    return [*CORE_CODE, source_file(LOSSES, wildcards.loss), source_file(MODELS, settings["model"])]
+
+
+def cell_settings_json(wildcards):
+    return json.dumps(cell_settings(config, wildcards.dataset, wildcards.loss), sort_keys=True)
+
+
+def cuda_requested():
+    """Whether cells will run on CUDA, decided without importing torch (the DAG must build fast)."""
+    device = config.get("device", "auto")
+    if device == "auto":
+        return os.path.isdir("/proc/driver/nvidia/gpus") and bool(os.listdir("/proc/driver/nvidia/gpus"))
+    return device.startswith("cuda")

@@ -1,0 +1,42 @@
+# One job per cell (dataset, loss, samples per class, seed); each writes metrics.json last and
+# logs one MLflow run.
+
+
+rule tracking_init:
+    output:
+        TRACKING,
+    log:
+        f"logs/tracking/{GRID}.log",
+    params:
+        python=PYTHON,
+        grid=GRID,
+    shell:
+        # One job creates the store and the experiment before the fan-out: parallel first
+        # writes to a fresh SQLite store race.
+        "{params.python} -m benchmark tracking-init --grid {params.grid} --out {output} > {log} 2>&1"
+
+
+rule train_cell:
+    input:
+        data="data/prepared/{dataset}",
+        tracking=ancient(TRACKING),
+        code=cell_code,
+    output:
+        "results/cells/{dataset}/{loss}/spc{spc}/seed{seed}/metrics.json",
+    log:
+        "logs/cells/{dataset}/{loss}/spc{spc}/seed{seed}.log",
+    wildcard_constraints:
+        spc=r"[0-9]+|all",
+        seed=r"[0-9]+",
+    params:
+        python=PYTHON,
+        settings=cell_settings_json,
+        device=config.get("device", "auto"),
+    threads: config.get("threads", 1)
+    resources:
+        gpu=1 if cuda_requested() else 0,
+    shell:
+        "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
+        " --spc {wildcards.spc} --seed {wildcards.seed} --settings {params.settings:q}"
+        " --data {input.data} --out {output} --tracking {input.tracking}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
