@@ -1,0 +1,131 @@
+"""The canonical prepared form of a dataset, written atomically and loaded once per job.
+
+A prepared dataset is a folder data/prepared/<name>/ holding
+  images.npy     uint8, (N, H, W, C)
+  labels.npy     int64, (N,)
+  train_idx.npy  int64 indices into images: the official training pool
+  test_idx.npy   int64 indices: the held-out test set, never used for training or selection
+  metadata.json  class names, counts, normalisation statistics and the sha256 of every array
+Plain .npy files (not .npz) so that the bytes, and hence DVC's hashes, are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ARRAYS = ("images", "labels", "train_idx", "test_idx")
+
+
+@dataclass
+class Prepared:
+    images: np.ndarray
+    labels: np.ndarray
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    metadata: dict
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.metadata["classes"])
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_prepared(
+    out_dir: Path,
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    classes: list[str],
+    extra: dict | None = None,
+) -> dict:
+    """Write the prepared folder atomically: build it beside `out_dir`, then swap it in.
+
+    A crash leaves either the previous folder or the new one, never a half-written mix.
+    """
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"dataset {name}: images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    labels = labels.astype(np.int64)
+    train_idx = np.sort(train_idx).astype(np.int64)
+    test_idx = np.sort(test_idx).astype(np.int64)
+    if np.intersect1d(train_idx, test_idx).size:
+        raise ValueError(f"dataset {name}: training and test indices overlap")
+    train_counts = np.bincount(labels[train_idx], minlength=len(classes))
+    pixels = images[train_idx].reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    metadata = {
+        "name": name,
+        "classes": list(classes),
+        "image_shape": list(images.shape[1:]),
+        "num_train": int(train_idx.size),
+        "num_test": int(test_idx.size),
+        "train_per_class": train_counts.tolist(),
+        "mean": pixels.mean(axis=0).round(6).tolist(),
+        "std": pixels.std(axis=0).round(6).tolist(),
+        **(extra or {}),
+    }
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the prepared data is meant to be shared
+    try:
+        arrays = {"images": images, "labels": labels, "train_idx": train_idx, "test_idx": test_idx}
+        for key, array in arrays.items():
+            np.save(staging / f"{key}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        metadata["sha256"] = {key: sha256_file(staging / f"{key}.npy") for key in ARRAYS}
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metadata
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by `staging` with renames only, keeping the old folder until the end."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
+        os.rename(out_dir, old)
+    try:
+        os.rename(staging, out_dir)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def data_hash(metadata: dict) -> str:
+    """One short hash naming the prepared content (recorded as provenance of every cell)."""
+    joined = "".join(metadata["sha256"][key] for key in ARRAYS)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def load_prepared(folder: Path) -> Prepared:
+    folder = Path(folder)
+    meta_path = folder / "metadata.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"prepared data not found at {folder}; run the workflow (it prepares data through DVC) "
+            f"or `dvc repro prepare@{folder.name}`"
+        )
+    metadata = json.loads(meta_path.read_text())
+    arrays = {key: np.load(folder / f"{key}.npy", allow_pickle=False) for key in ARRAYS}
+    return Prepared(metadata=metadata, **arrays)
