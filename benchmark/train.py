@@ -19,6 +19,7 @@ import torch
 from benchmark.augment import augment
 from benchmark.data.prepared import Prepared, data_hash, load_prepared
 from benchmark.data.subsets import draw_subset, stable_seed
+from benchmark.device import resolve_device
 from benchmark.evaluate import accuracy, balanced_accuracy, predict
 from benchmark.losses import build_loss
 from benchmark.models import build_model
@@ -36,15 +37,6 @@ class Cell:
     @property
     def key(self) -> str:
         return f"{self.dataset}/{self.loss}/spc{self.samples_per_class}/seed{self.seed}"
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} requested but CUDA is not available; use device: auto or cpu")
-    return device
 
 
 class DeviceData:

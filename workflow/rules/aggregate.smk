@@ -16,6 +16,8 @@ rule aggregate:
         ),
     log:
         f"logs/aggregate/{GRID}.log",
+    conda:
+        "../../environment.yml"
     params:
         python=PYTHON,
         config=json.dumps(config, sort_keys=True),

@@ -4,6 +4,7 @@ import os
 import sys
 
 from benchmark.config import ConfigError, cell_dir, cell_settings, cells, validate
+from benchmark.device import cuda_requested
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS
 from benchmark.registry import source_file
@@ -46,11 +47,3 @@ def cell_code(wildcards):
 
 def cell_settings_json(wildcards):
     return json.dumps(cell_settings(config, wildcards.dataset, wildcards.loss), sort_keys=True)
-
-
-def cuda_requested():
-    """Whether cells will run on CUDA, decided without importing torch (the DAG must build fast)."""
-    device = config.get("device", "auto")
-    if device == "auto":
-        return os.path.isdir("/proc/driver/nvidia/gpus") and bool(os.listdir("/proc/driver/nvidia/gpus"))
-    return device.startswith("cuda")

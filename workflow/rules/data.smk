@@ -12,6 +12,8 @@ rule prepare_dataset:
         directory("data/prepared/{dataset}"),
     log:
         "logs/prepare/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         python=PYTHON,
         bin=PYTHON_BIN,

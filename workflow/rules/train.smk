@@ -7,6 +7,8 @@ rule tracking_init:
         TRACKING,
     log:
         f"logs/tracking/{GRID}.log",
+    conda:
+        "../../environment.yml"
     params:
         python=PYTHON,
         grid=GRID,
@@ -25,6 +27,8 @@ rule train_cell:
         "results/cells/{dataset}/{loss}/spc{spc}/seed{seed}/metrics.json",
     log:
         "logs/cells/{dataset}/{loss}/spc{spc}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
     wildcard_constraints:
         spc=r"[0-9]+|all",
         seed=r"[0-9]+",
@@ -34,7 +38,7 @@ rule train_cell:
         device=config.get("device", "auto"),
     threads: config.get("threads", 1)
     resources:
-        gpu=1 if cuda_requested() else 0,
+        gpu=1 if cuda_requested(config.get("device", "auto")) else 0,
     shell:
         "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
         " --spc {wildcards.spc} --seed {wildcards.seed} --settings {params.settings:q}"

@@ -1,0 +1,29 @@
+"""Which device a cell runs on."""
+
+from __future__ import annotations
+
+import os
+
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
+
+
+def cuda_present() -> bool:
+    """Whether this machine has an NVIDIA GPU, answered without importing torch (the DAG must build fast)."""
+    return os.path.isdir(NVIDIA_GPUS) and bool(os.listdir(NVIDIA_GPUS))
+
+
+def cuda_requested(device: str) -> bool:
+    """Whether cells configured with `device` will run on CUDA here."""
+    return cuda_present() if device == "auto" else device.startswith("cuda")
+
+
+def resolve_device(requested: str):
+    """The torch.device for `requested` ('auto' picks CUDA when torch sees a GPU)."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} requested but CUDA is not available; use device: auto or cpu")
+    return device
