@@ -44,10 +44,12 @@ def summarise(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFram
             "mean": done.mean(), "std": done.std(ddof=1) if len(done) > 1 else 0.0, "n": len(done),
             "missing": int((group.status == "missing").sum()), "diverged": int((group.status == "diverged").sum()),
             "seeds": len(group),
-        })
+        }, dtype=object)
 
     keys = ["dataset", "loss", "spc"]
-    return frame.groupby(keys, sort=False)[["status", metric]].apply(one).reset_index()
+    summary = frame.groupby(keys, sort=False)[["status", metric]].apply(one).reset_index()
+    counts = ["n", "missing", "diverged", "seeds"]
+    return summary.astype({**{c: "int64" for c in counts}, "mean": "float64", "std": "float64"})
 
 
 def _entry(row: pd.Series, bold: bool, style: str) -> str:
@@ -82,9 +84,15 @@ def to_markdown(tab: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def latex_escape(text: str) -> str:
+    for char in "\\%_&#$":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def to_latex(tab: pd.DataFrame, caption: str) -> str:
-    header = " & ".join(["loss"] + [f"{d} {s}" for d, s in tab.columns]) + r" \\"
-    body = [" & ".join([loss.replace("_", r"\_"), *row]) + r" \\" for loss, row in zip(tab.index, tab.values.tolist(),
+    header = " & ".join(["loss"] + [latex_escape(f"{d} {s}") for d, s in tab.columns]) + r" \\"
+    body = [" & ".join([latex_escape(loss), *row]) + r" \\" for loss, row in zip(tab.index, tab.values.tolist(),
                                                                                        strict=True)]
     return "\n".join([
         r"\begin{table}", r"\centering", f"\\caption{{{caption}}}",
@@ -97,7 +105,7 @@ def write_tables(config: dict, prefix: Path, root: Path = Path(".")) -> tuple[pd
     """Write <prefix>.md, .tex and .csv; return (per-cell frame, summary)."""
     frame = collect(config, root)
     summary = summarise(frame)
-    caption = (f"Test accuracy (%) on grid '{config['grid']}': mean $\\pm$ std over seeds "
+    caption = (latex_escape(f"Test accuracy (%) on grid '{config['grid']}'") + ": mean $\\pm$ std over seeds "
                "(n = seeds with a result); best per column in bold.")
     title = f"Test accuracy (%) on grid '{config['grid']}', mean ± std over seeds (n seeds); best per column in bold"
     write_atomic(prefix.with_suffix(".md"), to_markdown(table(summary, config["losses"], "md"), title))

@@ -33,6 +33,17 @@ def _schema() -> dict:
     return schema
 
 
+def _strict_integer(checker, instance) -> bool:
+    """JSON Schema counts 2.0 as an integer; epochs, seeds and sizes must be written as integers."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
 def _where(path) -> str:
     out = ""
     for part in path:
@@ -56,7 +67,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def validate(config: dict) -> dict:
     """Check `config` against the schema and the datasets' facts; raise ConfigError on the first problem."""
-    validator = jsonschema.Draft202012Validator(_schema())
+    validator = _Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_message(error))

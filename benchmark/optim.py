@@ -64,6 +64,8 @@ class SGD:
 def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale all gradients so their joint L2 norm is at most max_norm; return the norm before."""
     grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
     torch._foreach_mul_(grads, scale)

@@ -1,0 +1,143 @@
+"""Batched augmentations (shift, flip) and the evaluation metrics, checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from benchmark.augment import augment, random_hflip, random_shift
+from benchmark.evaluate import accuracy, balanced_accuracy, predict
+from benchmark.losses import build_loss
+
+
+def _shift_by_hand(image: np.ndarray, sy: int, sx: int) -> np.ndarray:
+    """Move the content of (C, H, W) down by sy and right by sx pixels, filling with zeros."""
+    _, h, w = image.shape
+    out = np.zeros_like(image)
+    for r in range(h):
+        for c in range(w):
+            if 0 <= r - sy < h and 0 <= c - sx < w:
+                out[:, r, c] = image[:, r - sy, c - sx]
+    return out
+
+
+def _marked_batch(n: int, h: int = 8, w: int = 8, seed: int = 0) -> torch.Tensor:
+    """Channel 0: a single 1 at the centre (the marker); channel 1: random content."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 2, h, w)
+    x[:, 0, h // 2, w // 2] = 1.0
+    x[:, 1] = torch.rand(n, h, w, generator=gen) + 0.5  # strictly positive, so zeros mean padding
+    return x
+
+
+@pytest.mark.parametrize("max_shift", [1, 2])
+def test_random_shift_is_a_shifted_copy_of_each_input(max_shift):
+    x = _marked_batch(200)
+    out = random_shift(x, max_shift, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    seen = set()
+    for i in range(x.shape[0]):
+        marker = torch.nonzero(out[i, 0])
+        assert marker.shape == (1, 2), "the one-hot pixel must survive as exactly one pixel"
+        assert out[i, 0].sum().item() == 1.0
+        sy, sx = (int(v) - 4 for v in marker[0])
+        assert abs(sy) <= max_shift and abs(sx) <= max_shift
+        seen.add((sy, sx))
+        np.testing.assert_array_equal(out[i].numpy(), _shift_by_hand(x[i].numpy(), sy, sx))
+    # With 200 images every one of the (2m + 1)^2 shifts occurs.
+    assert len(seen) == (2 * max_shift + 1) ** 2
+
+
+def test_random_shift_corner_pixel_can_leave_the_image():
+    x = torch.zeros(64, 1, 5, 5)
+    x[:, 0, 0, 0] = 1.0
+    out = random_shift(x, 1, torch.Generator().manual_seed(0))
+    sums = out.sum(dim=(1, 2, 3))
+    assert set(sums.tolist()) == {0.0, 1.0}  # shifted out (zero fill) or kept, never wrapped around
+    assert out[:, 0, 4, :].sum() == 0 and out[:, 0, :, 4].sum() == 0
+
+
+def test_random_shift_zero_is_identity():
+    x = _marked_batch(5)
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    assert torch.equal(random_shift(x, 0, gen), x)
+    assert torch.equal(gen.get_state(), state)  # consumes no random numbers
+    assert torch.equal(augment(x, {"hflip": False, "max_shift": 0}, gen), x)
+    assert torch.equal(augment(x, {}, gen), x)
+
+
+def test_random_shift_deterministic_for_a_generator():
+    x = _marked_batch(32)
+    a = random_shift(x, 2, torch.Generator().manual_seed(5))
+    b = random_shift(x, 2, torch.Generator().manual_seed(5))
+    c = random_shift(x, 2, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # And independent of the global RNG.
+    torch.manual_seed(123)
+    d = random_shift(x, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(a, d)
+
+
+def test_random_hflip_flips_about_half():
+    x = _marked_batch(100)
+    x[:, 0] = 0.0
+    x[:, 0, 2, 1] = 1.0  # an off-centre marker: flipped it lands at column 8 - 1 - 1 = 6
+    out = random_hflip(x, torch.Generator().manual_seed(0))
+    flipped = 0
+    for i in range(100):
+        if out[i, 0, 2, 6] == 1.0:
+            flipped += 1
+            assert torch.equal(out[i], x[i].flip(2))
+        else:
+            assert torch.equal(out[i], x[i])
+    assert 20 < flipped < 80
+
+
+def test_augment_applies_flip_only_when_asked():
+    x = _marked_batch(50)
+    x[:, 0] = 0.0
+    x[:, 0, 4, 1] = 1.0
+    no_flip = augment(x, {"hflip": False, "max_shift": 0}, torch.Generator().manual_seed(0))
+    assert torch.equal(no_flip, x)
+    with_flip = augment(x, {"hflip": True, "max_shift": 0}, torch.Generator().manual_seed(0))
+    assert not torch.equal(with_flip, x)
+
+
+# --------------------------------------------------------------------------- evaluation metrics
+
+def test_balanced_accuracy_by_hand():
+    target = np.array([0, 0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 0, 1, 0, 1, 0, 2])
+    # recalls: class 0 3/4, class 1 1/2, class 2 1/1; class 3 is absent from target and ignored.
+    assert balanced_accuracy(pred, target, num_classes=4) == pytest.approx((0.75 + 0.5 + 1.0) / 3)
+    assert accuracy(pred, target) == pytest.approx(5 / 7)
+    # Predicting an absent class counts as wrong but adds no recall term.
+    pred2 = np.array([3, 0, 0, 0, 1, 1, 2])
+    assert balanced_accuracy(pred2, target, num_classes=4) == pytest.approx((0.75 + 1.0 + 1.0) / 3)
+    assert balanced_accuracy(target, target, num_classes=3) == 1.0
+    assert balanced_accuracy(np.zeros(7, dtype=int), target, num_classes=3) == pytest.approx(1 / 3)
+
+
+def test_balanced_accuracy_differs_from_accuracy_on_imbalance():
+    target = np.array([0] * 9 + [1])
+    pred = np.zeros(10, dtype=int)
+    assert accuracy(pred, target) == pytest.approx(0.9)
+    assert balanced_accuracy(pred, target, num_classes=2) == pytest.approx(0.5)
+
+
+def test_predict_uses_the_loss_scoring_rule():
+    # Identity "model": the outputs are the given rows; with 2-D class embeddings the cosine rule
+    # picks the embedding nearest in angle, not the largest coordinate.
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    loss = build_loss("cosine", num_classes=3, embed_dim=2, class_embeddings=emb)
+    rows = torch.tensor([[0.1, 0.9], [-3.0, 1.0], [2.0, -1.0], [0.5, 0.6]])
+    model = nn.Identity()
+    preds = predict(model, loss, [rows[:2], rows[2:]])
+    assert preds.tolist() == [1, 2, 0, 1]
+    assert not model.training and not loss.training
+    softmax = build_loss("softmax_ce", num_classes=2, embed_dim=2)
+    assert predict(model, softmax, [rows]).tolist() == [1, 1, 0, 1]
