@@ -1,0 +1,335 @@
+"""Class hierarchies and the semantic class embeddings derived from them.
+
+Barz & Denzler, "Hierarchy-based Image Embeddings for Semantic Image Retrieval" (WACV 2019),
+used as phi_sem(y) by the semantic cosine losses of Barz & Denzler (WACV 2020):
+
+- A hierarchy file holds one "parent child" integer pair per line; its leaves are the classes
+  and a leaf's integer is its class label. Blank lines and '#' comments are ignored. The
+  official CUB files number the classes 1..200 (CUB's own ids): pass `class_ids` (the leaf id of
+  each class index, e.g. the prepared data's "class_ids", 1..200) so leaf class_ids[i] is class i.
+- height(node) = length of the longest path from the node down to a leaf (leaves: 0).
+- d(a, b) = height(LCS(a, b)) / height(root), LCS = lowest common subsumer; S = 1 - d.
+- The "unitsphere" embedding places the classes on the unit sphere with E E^T = S exactly.
+
+Run `python -m benchmark.hierarchy HIERARCHY NUM_CLASSES OUT.npy` to write an embedding file
+with its JSON sidecar (a workflow stage can do this once per hierarchy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+METHODS = ("unitsphere",)
+
+
+def _ids(values: Iterable[int], limit: int = 10) -> str:
+    values = sorted(values)
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """A validated tree whose leaves are exactly the class ids; class index i is leaf class_ids[i].
+
+    By default class_ids = 0..C-1, so a leaf's integer is the class label the data uses.
+    """
+
+    parent: dict[int, int]  # child -> parent; the root has no entry
+    children: dict[int, tuple[int, ...]]  # internal node -> children, in file order
+    root: int
+    heights: dict[int, int]
+    class_ids: tuple[int, ...]
+    source: str
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: Iterable[tuple[int, int]],
+        num_classes: int | None = None,
+        source: str = "<edges>",
+        class_ids: Sequence[int] | None = None,
+    ) -> Hierarchy:
+        """Build and validate a hierarchy from (parent, child) pairs; ValueError names `source`.
+
+        Requires a tree (one parent per node, no cycles, a single root) whose leaves are exactly
+        `class_ids` (default 0..num_classes-1; num_classes defaults to the number of leaves).
+        Repeating an identical edge is harmless and ignored.
+        """
+
+        def fail(problem: str) -> ValueError:
+            return ValueError(f"hierarchy {source}: {problem}")
+
+        parent: dict[int, int] = {}
+        children: dict[int, list[int]] = {}
+        for p, c in edges:
+            p, c = int(p), int(c)
+            if p == c:
+                raise fail(f"node {c} is its own parent (a cycle)")
+            if c in parent:
+                if parent[c] == p:
+                    continue
+                raise fail(f"node {c} has more than one parent ({parent[c]} and {p}); a tree is required")
+            parent[c] = p
+            children.setdefault(p, []).append(c)
+        if not parent:
+            raise fail("no 'parent child' edges")
+
+        nodes = set(parent) | set(children)
+        roots = nodes - set(parent)
+        if not roots:
+            raise fail("every node has a parent, so the hierarchy contains a cycle; a tree needs one root")
+        if len(roots) > 1:
+            raise fail(f"{len(roots)} roots ({_ids(roots)}); a tree needs a single root")
+        (root,) = roots
+
+        order = [root]  # breadth-first: every parent before its children
+        for node in order:
+            order.extend(children.get(node, ()))
+        if len(order) != len(nodes):
+            unreachable = _ids(nodes - set(order))
+            raise fail(f"nodes {unreachable} are not reachable from root {root}: they form a cycle")
+
+        leaves = {n for n in nodes if n not in children}
+        if class_ids is None:
+            class_ids = range(len(leaves) if num_classes is None else num_classes)
+        ids = tuple(int(c) for c in class_ids)
+        if num_classes is not None and len(ids) != num_classes:
+            raise fail(f"{len(ids)} class ids given for {num_classes} classes")
+        if len(set(ids)) != len(ids):
+            raise fail("the class ids must be distinct")
+        expected = set(ids)
+        contiguous = ids == tuple(range(ids[0], ids[0] + len(ids))) if ids else True
+        wanted = f"{ids[0]}..{ids[-1]}" if contiguous and ids else f"the {len(ids)} given ids"
+        if leaves != expected:
+            problems = []
+            missing = expected - leaves
+            inner = missing & set(children)
+            if inner:
+                problems.append(f"class ids {_ids(inner)} have children (class ids must be leaves)")
+            if missing - inner:
+                problems.append(f"class ids {_ids(missing - inner)} do not occur")
+            if leaves - expected:
+                problems.append(f"leaves {_ids(leaves - expected)} are not class ids")
+            raise fail(
+                f"the leaves must be exactly the class ids {wanted} "
+                f"({len(leaves)} leaves found): {'; '.join(problems)}"
+            )
+
+        heights: dict[int, int] = {}
+        for node in reversed(order):
+            kids = children.get(node)
+            heights[node] = 1 + max(heights[k] for k in kids) if kids else 0
+        return cls(
+            parent=parent,
+            children={p: tuple(cs) for p, cs in children.items()},
+            root=root,
+            heights=heights,
+            class_ids=ids,
+            source=source,
+        )
+
+    @property
+    def nodes(self) -> set[int]:
+        return set(self.heights)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def max_height(self) -> int:
+        return self.heights[self.root]
+
+    def ancestors(self, node: int) -> list[int]:
+        """`node` and its ancestors, from `node` up to the root."""
+        path = [node]
+        while path[-1] in self.parent:
+            path.append(self.parent[path[-1]])
+        return path
+
+    def lcs(self, a: int, b: int) -> int:
+        """Lowest common subsumer: the deepest node that is an ancestor of both (or equal)."""
+        above_a = set(self.ancestors(a))
+        return next(n for n in self.ancestors(b) if n in above_a)
+
+    def dissimilarity(self, a: int, b: int) -> float:
+        return self.heights[self.lcs(a, b)] / self.max_height
+
+    def similarity_matrix(self) -> np.ndarray:
+        """S[i, j] = 1 - height(LCS) / max_height for class indices i, j; float64, diagonal 1."""
+        n = self.num_classes
+        paths = [self.ancestors(leaf) for leaf in self.class_ids]
+        sets = [set(p) for p in paths]
+        sim = np.eye(n)
+        for a in range(n):
+            for b in range(a + 1, n):
+                lcs = next(node for node in paths[b] if node in sets[a])
+                sim[a, b] = sim[b, a] = 1.0 - self.heights[lcs] / self.max_height
+        return sim
+
+    def to_text(self) -> str:
+        """The hierarchy as a parent-child file (parents breadth-first from the root)."""
+        lines = []
+        order = [self.root]
+        for node in order:
+            for child in self.children.get(node, ()):
+                lines.append(f"{node} {child}")
+                order.append(child)
+        return "\n".join(lines) + "\n"
+
+
+def parse_hierarchy(
+    path: str | Path, num_classes: int | None = None, class_ids: Sequence[int] | None = None
+) -> Hierarchy:
+    """Read a "parent child" file; ValueError naming the file (and line) on any problem."""
+    path = Path(path)
+    edges = []
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            edges.append((int(fields[0]), int(fields[1])))
+        except ValueError:
+            raise ValueError(
+                f"hierarchy {path}:{lineno}: expected two integers 'parent child', got {raw.strip()!r}"
+            ) from None
+    return Hierarchy.from_edges(edges, num_classes=num_classes, source=str(path), class_ids=class_ids)
+
+
+def fine_to_coarse_from_labels(fine: Sequence[int], coarse: Sequence[int]) -> list[int]:
+    """The fine -> coarse class map from per-image label pairs (CIFAR-100 stores both per image)."""
+    mapping: dict[int, int] = {}
+    for f, c in zip(np.asarray(fine).tolist(), np.asarray(coarse).tolist(), strict=True):
+        if mapping.setdefault(f, c) != c:
+            raise ValueError(f"fine label {f} occurs with coarse labels {mapping[f]} and {c}")
+    if set(mapping) != set(range(len(mapping))):
+        raise ValueError(f"fine labels must be 0..{len(mapping) - 1}, got {_ids(mapping)}")
+    return [mapping[f] for f in range(len(mapping))]
+
+
+def coarse_label_hierarchy(fine_to_coarse: Sequence[int]) -> Hierarchy:
+    """Two-level tree root -> coarse classes -> fine classes (CIFAR-100: 20 superclasses, 100 classes).
+
+    Node ids: fine classes 0..C-1, coarse class k is node C + k, the root is C + K. Two fine
+    classes of one superclass have S = 0.5, of different superclasses S = 0. This is not the
+    paper's CIFAR-100 hierarchy (a WordNet tree of height 8); it needs no download.
+    """
+    num_fine = len(fine_to_coarse)
+    coarse = sorted(set(fine_to_coarse))
+    if coarse != list(range(len(coarse))):
+        raise ValueError(f"coarse labels must be 0..K-1 with every one used, got {_ids(coarse)}")
+    root = num_fine + len(coarse)
+    edges = [(root, num_fine + k) for k in coarse]
+    edges += [(num_fine + int(k), f) for f, k in enumerate(fine_to_coarse)]
+    return Hierarchy.from_edges(edges, num_classes=num_fine, source="<coarse labels>")
+
+
+def unitsphere_embedding(similarity: np.ndarray) -> np.ndarray:
+    """Unit-norm rows E (n x n, lower-triangular) with E E^T = S, built one class at a time.
+
+    Class 0 is e_0. Class c takes the first c coordinates from the triangular system
+    E[:c, :c] x = S[c, :c] (dot products with the classes already placed) and coordinate c
+    = sqrt(1 - ||x||^2), which makes its norm 1. This is the Cholesky factor of S, so it needs S
+    positive definite; a hierarchy's S always is (it is a sum of non-negative multiples of
+    block indicators, one per node, with a positive term for every leaf).
+    """
+    sim = np.asarray(similarity, dtype=np.float64)
+    n = sim.shape[0]
+    if sim.ndim != 2 or sim.shape != (n, n) or n == 0:
+        raise ValueError(f"similarity matrix must be square and non-empty, got shape {sim.shape}")
+    symmetric = np.allclose(sim, sim.T, rtol=0.0, atol=1e-12)
+    if not (symmetric and np.allclose(np.diag(sim), 1.0, rtol=0.0, atol=1e-12)):
+        raise ValueError("similarity matrix must be symmetric with ones on the diagonal")
+    emb = np.zeros((n, n))
+    emb[0, 0] = 1.0
+    for c in range(1, n):
+        x = solve_triangular(emb[:c, :c], sim[c, :c], lower=True)
+        rest = 1.0 - float(x @ x)
+        if rest <= 1e-12:
+            raise ValueError(f"similarity matrix is not positive definite (class {c}: residual {rest:.2g})")
+        emb[c, :c] = x
+        emb[c, c] = np.sqrt(rest)
+    return emb
+
+
+def embed_hierarchy(hierarchy: Hierarchy, method: str = "unitsphere") -> np.ndarray:
+    if method not in METHODS:
+        raise ValueError(f"unknown class embedding method {method!r}; known: {', '.join(METHODS)}")
+    return unitsphere_embedding(hierarchy.similarity_matrix())
+
+
+def class_embeddings(
+    hierarchy_path: str | Path,
+    num_classes: int,
+    method: str = "unitsphere",
+    class_ids: Sequence[int] | None = None,
+) -> np.ndarray:
+    """(num_classes, num_classes) float64 embeddings; row i embeds class i (leaf class_ids[i], default i)."""
+    return embed_hierarchy(parse_hierarchy(hierarchy_path, num_classes, class_ids), method)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save_embeddings(path: str | Path, embeddings: np.ndarray, hierarchy_sha256: str, method: str) -> None:
+    """Write `path` (.npy) and `path` with suffix .json: hierarchy sha256, method, shape."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ValueError(f"embedding file must end in .npy, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(embeddings, dtype=np.float64))
+    meta = {"hierarchy_sha256": hierarchy_sha256, "method": method, "shape": list(embeddings.shape)}
+    _sidecar(path).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load_embeddings(path: str | Path, expected_sha256: str | None = None) -> tuple[np.ndarray, dict]:
+    """Read embeddings and their sidecar; ValueError when they were made from another hierarchy."""
+    path = Path(path)
+    meta = json.loads(_sidecar(path).read_text())
+    if expected_sha256 is not None and meta.get("hierarchy_sha256") != expected_sha256:
+        raise ValueError(
+            f"{path} was computed from a hierarchy with sha256 {meta.get('hierarchy_sha256')}, "
+            f"expected {expected_sha256}; recompute it"
+        )
+    emb = np.load(path)
+    if list(emb.shape) != meta.get("shape"):
+        raise ValueError(f"{path} has shape {list(emb.shape)} but its sidecar says {meta.get('shape')}")
+    return emb, meta
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Compute semantic class embeddings from a hierarchy file.")
+    parser.add_argument("hierarchy", type=Path)
+    parser.add_argument("num_classes", type=int)
+    parser.add_argument("out", type=Path, help="output .npy (a .json sidecar is written beside it)")
+    parser.add_argument("--method", default="unitsphere", choices=METHODS)
+    parser.add_argument("--first-id", type=int, default=0, help="leaf id of class 0, ids consecutive (CUB: 1)")
+    args = parser.parse_args(argv)
+    ids = range(args.first_id, args.first_id + args.num_classes)
+    hierarchy = parse_hierarchy(args.hierarchy, args.num_classes, ids)
+    emb = embed_hierarchy(hierarchy, args.method)
+    save_embeddings(args.out, emb, file_sha256(args.hierarchy), args.method)
+    error = np.abs(emb @ emb.T - hierarchy.similarity_matrix()).max()
+    print(f"{args.out}: {emb.shape[0]} classes, max |E E^T - S| = {error:.2e}")
+
+
+if __name__ == "__main__":
+    main()
