@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+
 def resolve(registry: dict[str, str], name: str, kind: str) -> Any:
     """Import and return the object registered under `name`."""
     if name not in registry:
