@@ -9,7 +9,11 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        # Renaming over a device such as /dev/null would replace the device itself.
+        raise ValueError(f"{path} exists and is not a regular file; give a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

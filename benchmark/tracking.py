@@ -1,4 +1,4 @@
-"""MLflow mirror of the results: one experiment per grid, one run per cell, one summary run.
+"""MLflow mirror of the results: one experiment per grid, a parent run for the grid, a child run per cell.
 
 The files under results/ are the source of truth; MLflow is for browsing and comparing.
 MLflow is imported inside the functions so that it costs nothing until a job logs.
@@ -36,11 +36,35 @@ def _retry(action, attempts: int = 8):
 
 
 def init_experiment(grid: str) -> dict:
-    """Create the store (if new) and the grid's experiment; return how cells reach them."""
+    """Create the store (if new), the grid's experiment and its parent run; return where they are.
+
+    Runs once before the fan-out: parallel first writes to a fresh SQLite store race.
+    """
     client = _client()
     experiment = client.get_experiment_by_name(grid)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(grid)
-    return {"tracking_uri": tracking_uri(), "experiment": grid, "experiment_id": experiment_id}
+    parent = _grid_run(client, experiment_id)
+    if parent is None:
+        parent = client.create_run(experiment_id, run_name=f"{grid} (grid)", tags={"kind": "grid", "grid": grid})
+    return {"tracking_uri": tracking_uri(), "experiment": grid, "experiment_id": experiment_id,
+            "parent_run_id": parent.info.run_id}
+
+
+def _grid_run(client, experiment_id: str):
+    runs = client.search_runs([experiment_id], filter_string="tags.kind = 'grid'", max_results=1)
+    return runs[0] if runs else None
+
+
+def _locate(client, grid: str) -> tuple[str, str]:
+    """The experiment and parent run of `grid`, looked up by name in the current store."""
+    experiment = client.get_experiment_by_name(grid)
+    parent = _grid_run(client, experiment.experiment_id) if experiment else None
+    if parent is None:
+        raise RuntimeError(
+            f"MLflow experiment {grid!r} or its grid run is missing at {tracking_uri()}; delete "
+            f"results/tracking/{grid}.json so that the workflow initialises the store again"
+        )
+    return experiment.experiment_id, parent.info.run_id
 
 
 def _flatten(prefix: str, value, out: dict) -> dict:
@@ -58,11 +82,12 @@ def _replace_runs(client, experiment_id: str, tag: str, value: str) -> None:
         client.delete_run(run.info.run_id)
 
 
-def log_cell(experiment_id: str, grid: str, metrics: dict, settings: dict) -> str:
-    """Log one finished cell as one run: parameters, per-epoch curves (step = epoch), provenance."""
+def log_cell(grid: str, metrics: dict, settings: dict) -> str:
+    """Log one finished cell as a child run of the grid: parameters, curves (step = epoch), provenance."""
     from mlflow.entities import Metric, Param
 
     client = _client()
+    experiment_id, parent_id = _locate(client, grid)
     cell = metrics["cell"]
     key = f"{cell['dataset']}/{cell['loss']}/spc{cell['samples_per_class']}/seed{cell['seed']}"
     now = int(time.time() * 1000)
@@ -70,6 +95,8 @@ def log_cell(experiment_id: str, grid: str, metrics: dict, settings: dict) -> st
     tags = {
         "cell": key,
         "grid": grid,
+        "mlflow.parentRunId": parent_id,
+        "mlflow.note.content": f"cell {key} of grid {grid}",
         "kind": "cell",
         "status": metrics["status"],
         "data_hash": metrics["data_hash"],
@@ -89,23 +116,20 @@ def log_cell(experiment_id: str, grid: str, metrics: dict, settings: dict) -> st
         everything = finals + series
         for start in range(0, len(everything), MAX_BATCH):
             client.log_batch(run_id, metrics=everything[start:start + MAX_BATCH])
-        client.set_tag(run_id, "mlflow.note.content", f"cell {key} of grid {grid}")
         client.set_terminated(run_id, "FINISHED" if metrics["status"] == "ok" else "FAILED")
         return run_id
 
     return _retry(log)
 
 
-def log_summary(experiment_id: str, grid: str, artifacts: list[Path], summary_metrics: dict[str, float]) -> str:
-    """One summary run per grid holding the tables and plots as artifacts."""
+def log_summary(grid: str, artifacts: list[Path], summary_metrics: dict[str, float]) -> str:
+    """Put the tables, plots and per-column means on the grid's parent run, and mark it finished."""
     from mlflow.entities import Metric
 
     client = _client()
+    _, run_id = _locate(client, grid)
 
     def log() -> str:
-        _replace_runs(client, experiment_id, "kind", "summary")
-        run = client.create_run(experiment_id, run_name=f"{grid} summary", tags={"kind": "summary", "grid": grid})
-        run_id = run.info.run_id
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in summary_metrics.items()]
         for start in range(0, len(metrics), MAX_BATCH):
