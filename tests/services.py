@@ -9,12 +9,47 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql")
+REPO = Path(__file__).resolve().parent.parent
+PROCESSES = 16
+EPOCHS = 40
+
+# One cell process's logging: a cell run with two per-epoch curves, as benchmark.train produces.
+WORKER = textwrap.dedent("""
+    import sys
+    from benchmark.tracking import log_cell
+    i, epochs = int(sys.argv[1]), int(sys.argv[2])
+    metrics = {
+        "cell": {"dataset": "digits", "loss": "cosine", "samples_per_class": 5, "seed": i},
+        "status": "ok", "test_accuracy": 0.5 + i / 100, "test_balanced_accuracy": 0.5, "wall_time_s": 1.0,
+        "curves": {"train_loss": [1.0 / (e + 1) + i for e in range(epochs)], "lr": [0.1] * epochs},
+        "data_hash": "abc", "device": "cpu", "provenance": {"code_commit": "x", "packages": {"torch": "2"}},
+    }
+    print(log_cell("concurrency", metrics, {"train": {"lr": 0.1, "epochs": epochs}}))
+""")
+
+
+def log_concurrently(uri: str, folder: Path) -> tuple[list[str], float]:
+    """Initialise the experiment, start 16 logging processes at once; return their run ids and wall time."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    subprocess.run([sys.executable, "-m", "benchmark", "tracking-init", "--grid", "concurrency", "--out",
+                    str(folder / "tracking.json")], cwd=REPO, env=env, check=True, capture_output=True)
+    start = time.perf_counter()
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(EPOCHS)], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(PROCESSES)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    elapsed = time.perf_counter() - start
+    failures = [err for w, (_, err) in zip(workers, outputs, strict=True) if w.returncode != 0]
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {PROCESSES} logging processes failed: {failures[0][-2000:]}")
+    return [out.strip().splitlines()[-1] for out, _ in outputs], elapsed
 
 
 def free_port() -> int:

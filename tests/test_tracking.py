@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from services import mlflow_server, postgres, postgres_available
+from services import EPOCHS, PROCESSES, log_concurrently, mlflow_server, postgres, postgres_available
 
 pytestmark = pytest.mark.slow
-
-PROCESSES = 16
-EPOCHS = 40
-
-WORKER = textwrap.dedent("""
-    import sys
-    from benchmark.tracking import log_cell
-    i, epochs = int(sys.argv[1]), int(sys.argv[2])
-    metrics = {
-        "cell": {"dataset": "digits", "loss": "cosine", "samples_per_class": 5, "seed": i},
-        "status": "ok", "test_accuracy": 0.5 + i / 100, "test_balanced_accuracy": 0.5, "wall_time_s": 1.0,
-        "curves": {"train_loss": [1.0 / (e + 1) + i for e in range(epochs)], "lr": [0.1] * epochs},
-        "data_hash": "abc", "device": "cpu", "provenance": {"code_commit": "x", "packages": {"torch": "2"}},
-    }
-    print(log_cell("concurrency", metrics, {"train": {"lr": 0.1, "epochs": epochs}}))
-""")
-
-
-def log_concurrently(uri: str, folder: Path) -> list[str]:
-    """Initialise the experiment, then start 16 logging processes at once; return their run ids."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    subprocess.run([sys.executable, "-m", "benchmark", "tracking-init", "--grid", "concurrency", "--out",
-                    str(folder / "tracking.json")], cwd=REPO, env=env, check=True, capture_output=True)
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(EPOCHS)], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for i in range(PROCESSES)]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    failures = [err for w, (_, err) in zip(workers, outputs, strict=True) if w.returncode != 0]
-    assert not failures, failures[0][-2000:]
-    return [out.strip().splitlines()[-1] for out, _ in outputs]
-
 
 def check_nothing_lost(uri: str, run_ids: list[str]) -> None:
     from mlflow.tracking import MlflowClient
@@ -63,12 +27,12 @@ def check_nothing_lost(uri: str, run_ids: list[str]) -> None:
 
 def test_sqlite(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    check_nothing_lost(uri, log_concurrently(uri, tmp_path))
+    check_nothing_lost(uri, log_concurrently(uri, tmp_path)[0])
 
 
 def test_mlflow_server(tmp_path: Path) -> None:
     with mlflow_server(tmp_path / "server") as uri:
-        check_nothing_lost(uri, log_concurrently(uri, tmp_path))
+        check_nothing_lost(uri, log_concurrently(uri, tmp_path)[0])
 
 
 def test_postgresql(tmp_path: Path) -> None:
@@ -76,4 +40,4 @@ def test_postgresql(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     with postgres(tmp_path / "pg") as uri:
-        check_nothing_lost(uri, log_concurrently(uri, tmp_path))
+        check_nothing_lost(uri, log_concurrently(uri, tmp_path)[0])
