@@ -36,7 +36,7 @@ def download(settings: dict) -> dict:
 
 def build(settings: dict) -> dict:
     """Return the canonical arrays: images, labels, train_idx, test_idx, classes, extra."""
-    from benchmark.data.cub import build_from_lists
+    from benchmark.data.cub_layout import build_from_lists
     from benchmark.data.sources import extracted
 
     root = extracted(NAME, settings, "nabirds.tar.gz") / "nabirds"

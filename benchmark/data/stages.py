@@ -1,0 +1,77 @@
+"""Which DVC stage writes a path, and which source files it depends on, read from dvc.yaml.
+
+The Snakemake data rules run `dvc repro` on the stage that writes their output and list that
+stage's code as their inputs, so that Snakemake reruns a job when DVC would. Reading both from
+dvc.yaml keeps one list: a dataset added there (or a dependency added to a stage) needs no change
+in the workflow. Only what this project's dvc.yaml uses is understood: plain stages and `foreach`
+over a list, with `${item}` in strings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DVC_YAML = Path("dvc.yaml")
+PARAMS = Path("config/datasets.yaml")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # as `dvc repro` takes it: "prepare_raw@cub"
+    code: list[str]  # dependencies no stage writes: the source files
+    upstream: list[str]  # dependencies another stage writes (data/raw/cub)
+    definition: str  # the stage's entry of dvc.yaml (item substituted) as JSON: changes when it does
+
+    @property
+    def prepared(self) -> list[str]:
+        """The upstream prepared folders: outputs of the workflow's prepare_dataset rule too."""
+        return [path for path in self.upstream if path.startswith("data/prepared/")]
+
+
+def _path(entry: str | dict) -> str:
+    """A deps/outs entry is a path, or a one-key mapping {path: options}."""
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def expand(dvc_yaml: Path = DVC_YAML) -> dict[str, dict]:
+    """Every stage by its DVC name ("prepare@digits") -> {"deps": [...], "outs": [...], "definition": ...}."""
+    import yaml
+
+    stages = {}
+    for group, spec in (yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}).items():
+        if "foreach" in spec:
+            if not isinstance(spec["foreach"], list):
+                raise ValueError(f"{dvc_yaml}: stage {group}: only `foreach` over a list is understood here")
+            variants = [(f"{group}@{item}", spec["do"], str(item)) for item in spec["foreach"]]
+        else:
+            variants = [(group, spec, "")]
+        for name, body, item in variants:
+            body = json.loads(json.dumps(body, sort_keys=True).replace("${item}", item))
+            stages[name] = {key: [_path(e) for e in body.get(key) or []] for key in ("deps", "outs")}
+            stages[name]["definition"] = json.dumps(body, sort_keys=True)
+    return stages
+
+
+def stage_writing(path: str, dvc_yaml: Path = DVC_YAML) -> Stage:
+    """The stage of dvc.yaml with the out `path`; KeyError naming the path when there is none."""
+    stages = expand(dvc_yaml)
+    written = {out for stage in stages.values() for out in stage["outs"]}
+    for name, stage in stages.items():
+        if path in stage["outs"]:
+            deps = stage["deps"]
+            return Stage(name, [d for d in deps if d not in written], [d for d in deps if d in written],
+                         stage["definition"])
+    raise KeyError(f"no stage of {dvc_yaml} writes {path}; add it there")
+
+
+def params_json(*keys: str, params: Path = PARAMS) -> str:
+    """The entry at `keys` of the params file as JSON (null when absent): a Snakemake params value,
+    so that editing one dataset's settings reruns that dataset's job only."""
+    import yaml
+
+    entry = yaml.safe_load(Path(params).read_text()) or {}
+    for key in keys:
+        entry = entry.get(key) if isinstance(entry, dict) else None
+    return json.dumps(entry, sort_keys=True)
