@@ -12,29 +12,65 @@ import sys
 from pathlib import Path
 
 
-def _prepare(args: argparse.Namespace) -> None:
-    import yaml
+def _download(args: argparse.Namespace) -> None:
+    from benchmark.data import dataset_module, load_settings
+    from benchmark.data.errors import DataError
+    from benchmark.data.sources import raw_dir
 
-    from benchmark.data import dataset_module
+    settings = load_settings(args.dataset, Path(args.params))
+    module = dataset_module(args.dataset)
+    if not hasattr(module, "download"):
+        raise DataError(f"dataset {args.dataset} has no source files to download (it is built in)")
+    if args.out and raw_dir(args.dataset, settings) != Path(args.out):
+        # dvc.yaml tracks args.out; a raw_dir elsewhere would leave DVC checking an empty folder.
+        raise DataError(f"dataset {args.dataset}: raw_dir is {settings['raw_dir']} in {args.params}, but the "
+                        f"download stage writes {args.out}; set raw_dir: {args.out}")
+    record = module.download(settings)
+    total = sum(f["size"] for f in record["files"].values())
+    print(f"downloaded {args.dataset}: {len(record['files'])} source files verified, {total:,} bytes "
+          f"-> {raw_dir(args.dataset, settings)}")
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from benchmark.data import dataset_module, load_settings
+    from benchmark.data.errors import DataError
+    from benchmark.data.facts import counts, expected_facts
     from benchmark.data.prepared import write_prepared
 
-    params = yaml.safe_load(Path(args.params).read_text()) or {}
-    if args.dataset not in params:
-        raise SystemExit(f"error: {args.params} has no entry for dataset {args.dataset!r}; add one")
+    settings = load_settings(args.dataset, Path(args.params))
     module = dataset_module(args.dataset)
-    built = module.build(params[args.dataset])
-    counts = {
-        "classes": len(built["classes"]),
-        "train": int(built["train_idx"].size),
-        "test": int(built["test_idx"].size),
-        "min_train_per_class": int(min(
-            (built["labels"][built["train_idx"]] == c).sum() for c in range(len(built["classes"])))),
-    }
-    module.FACTS.check(args.dataset, **counts)
+    built = module.build(settings)
+    try:  # the count check always runs, against the published counts or explicit expected_counts
+        facts, source = expected_facts(args.dataset, module.FACTS, settings)
+        found = counts(built["labels"], built["train_idx"], built["test_idx"], len(built["classes"]))
+        facts.check(args.dataset, **found, source=source)
+    except ValueError as error:
+        files = ", ".join(getattr(module, "SOURCES", {}))
+        where = f" (source files {files} in {settings.get('raw_dir')})" if files else ""
+        raise DataError(f"{error}{where}") from None
     meta = write_prepared(Path(args.out), args.dataset, built["images"], built["labels"], built["train_idx"],
                           built["test_idx"], built["classes"], built.get("extra"))
     print(f"prepared {args.dataset}: {meta['num_train']} train, {meta['num_test']} test, "
           f"{len(meta['classes'])} classes -> {args.out}")
+
+
+def _download_hierarchy(args: argparse.Namespace) -> None:
+    import yaml
+
+    from benchmark.data.hierarchies import download
+
+    params = yaml.safe_load(Path(args.params).read_text()) or {}
+    settings = (params.get("hierarchies") or {}).get(args.name)
+    path = download(args.name, settings, Path(args.out))
+    print(f"hierarchy {args.name}: verified -> {path}")
+
+
+def _coarse_hierarchy(args: argparse.Namespace) -> None:
+    from benchmark.data.hierarchies import coarse_hierarchy_text
+    from benchmark.io import write_atomic
+
+    write_atomic(Path(args.out), coarse_hierarchy_text(Path(args.data)))
+    print(f"CIFAR-100 superclass hierarchy -> {args.out}")
 
 
 def _tracking_init(args: argparse.Namespace) -> None:
@@ -64,15 +100,28 @@ def _train(args: argparse.Namespace) -> None:
         from benchmark.tracking import log_cell
 
         tracking = json.loads(Path(args.tracking).read_text())
-        metrics["mlflow_run_id"] = log_cell(tracking["experiment_id"], tracking["experiment"], metrics, settings)
+        metrics["mlflow_run_id"] = log_cell(tracking["experiment"], metrics, settings)
     write_json(Path(args.out), metrics)  # last: its existence means the cell is complete
     print(f"{cell.key}: {metrics['status']}, test accuracy {metrics['test_accuracy']:.4f}, "
           f"{metrics['wall_time_s']:.1f} s on {metrics['device']}")
 
 
+def _embed(args: argparse.Namespace) -> None:
+    from benchmark.hierarchy import dataset_embeddings, file_sha256, save_embeddings
+
+    metadata = json.loads((Path(args.data) / "metadata.json").read_text())
+    try:
+        emb = dataset_embeddings(args.hierarchy, metadata, args.class_ids)
+    except (OSError, ValueError) as error:  # a missing or malformed hierarchy file: the user's to fix
+        raise SystemExit(f"error: {error}") from None
+    save_embeddings(Path(args.out), emb, file_sha256(args.hierarchy), "unitsphere",
+                    hierarchy_file=str(args.hierarchy), dataset=metadata["name"], class_ids=args.class_ids)
+    print(f"class embeddings of {metadata['name']} from {args.hierarchy}: {emb.shape} -> {args.out}")
+
+
 def _aggregate(args: argparse.Namespace) -> None:
     from benchmark.aggregate import summary_metrics, write_tables
-    from benchmark.config import load_config, validate
+    from benchmark.config import load_config, table_rows, validate
     from benchmark.plots import plot_dataset
 
     config = validate(json.loads(args.config_json)) if args.config_json else load_config(Path(args.config))
@@ -80,14 +129,14 @@ def _aggregate(args: argparse.Namespace) -> None:
     frame, summary = write_tables(config, tables)
     artifacts = [tables.with_suffix(s) for s in (".md", ".tex", ".csv")]
     for dataset in config["datasets"]:
-        artifacts += plot_dataset(frame, dataset, config["losses"], Path(args.plots) / f"{config['grid']}_{dataset}")
+        artifacts += plot_dataset(frame, dataset, table_rows(config), Path(args.plots) / f"{config['grid']}_{dataset}")
     counts = frame.status.value_counts().to_dict()
     print(f"aggregated {len(frame)} cells of grid {config['grid']!r}: {counts}")
     if args.tracking:
         from benchmark.tracking import log_summary
 
         tracking = json.loads(Path(args.tracking).read_text())
-        log_summary(tracking["experiment_id"], config["grid"], artifacts, summary_metrics(summary))
+        log_summary(tracking["experiment"], artifacts, summary_metrics(summary))
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -101,11 +150,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
+    p = verbs.add_parser("download", help="fetch, verify and extract a dataset's source files (run by DVC)")
+    p.add_argument("dataset")
+    p.add_argument("--params", default="config/datasets.yaml")
+    p.add_argument("--out", help="the folder the DVC stage tracks; must equal the dataset's raw_dir")
+    p.set_defaults(func=_download)
+
     p = verbs.add_parser("prepare", help="build a dataset's canonical prepared folder (run by DVC)")
     p.add_argument("dataset")
     p.add_argument("--params", default="config/datasets.yaml")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_prepare)
+
+    p = verbs.add_parser("download-hierarchy", help="fetch and verify an official class hierarchy (run by DVC)")
+    p.add_argument("name")
+    p.add_argument("--params", default="config/datasets.yaml", help="its `hierarchies` entry may set a mirror")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_download_hierarchy)
+
+    p = verbs.add_parser("coarse-hierarchy", help="CIFAR-100's superclass tree from its prepared metadata")
+    p.add_argument("--data", required=True, help="the prepared CIFAR-100 folder")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_coarse_hierarchy)
 
     p = verbs.add_parser("tracking-init", help="create the MLflow store and the grid's experiment")
     p.add_argument("--grid", required=True)
@@ -125,6 +191,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_train)
 
+    p = verbs.add_parser("embed", help="class embeddings of a dataset from a class hierarchy (unitsphere)")
+    p.add_argument("--hierarchy", required=True, help="parent-child file, e.g. data/hierarchies/cub_flat.txt")
+    p.add_argument("--data", required=True, help="prepared dataset folder (for its classes and class ids)")
+    p.add_argument("--class-ids", choices=("labels", "metadata"), default="labels",
+                   help="leaf i is class i (labels) or leaf metadata class_ids[i] (metadata)")
+    p.add_argument("--out", required=True, help=".npy to write (a .json sidecar is written beside it)")
+    p.set_defaults(func=_embed)
+
     p = verbs.add_parser("aggregate", help="tables and plots of a grid (and the MLflow summary run)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="grid config file")
@@ -140,11 +214,14 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     from benchmark.config import ConfigError
+    from benchmark.data.errors import DataError
 
     try:
         args.func(args)
     except ConfigError as error:
         sys.exit(str(error))
+    except DataError as error:  # bad or missing source data: one line naming the dataset and file
+        sys.exit(f"data error: {error}")
 
 
 if __name__ == "__main__":

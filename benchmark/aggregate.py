@@ -3,7 +3,16 @@
 Rows are losses; columns are (dataset, samples per class); each entry is the mean +- standard
 deviation of test accuracy (%) over seeds, with the number of seeds; the best mean of each column
 is bold. A cell without metrics.json is "missing" and a diverged one is flagged: nothing is
-silently dropped.
+silently dropped; a loss a dataset does not run (dataset_settings.<dataset>.losses) shows "-".
+
+With `reference: <file>` in the config (benchmark/reference.py), each entry the file has a number
+for also shows the published value and our difference to it, "[paper 67.6, Δ -0.5]"; the CSV
+gets the columns `reference` and `difference`.
+
+With `paired_baseline: <loss>` the Markdown table is followed by paired differences to that loss:
+for every other loss, dataset and samples-per-class value, the per-seed difference in accuracy
+(the same seed draws the same training subset for every loss), its mean and standard deviation,
+and on how many seeds the loss is ahead.
 """
 
 from __future__ import annotations
@@ -13,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.config import cell_dir, cells
+from benchmark.config import cell_dir, cells, table_rows
 from benchmark.io import write_atomic
+from benchmark.reference import load_reference
 
 
 def collect(config: dict, root: Path = Path(".")) -> pd.DataFrame:
@@ -52,9 +62,24 @@ def summarise(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFram
     return summary.astype({**{c: "int64" for c in counts}, "mean": "float64", "std": "float64"})
 
 
+def add_reference(summary: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Summary with the published value (`reference`, %) and `difference` = mean - reference per row."""
+    ref = load_reference(path)
+    values = {(label, dataset): float(v) for label, row in ref["values"].items() for dataset, v in row.items()}
+    out = summary.copy()
+    out["reference"] = [values.get((r.loss, r.dataset), float("nan")) if r.spc == ref["samples_per_class"]
+                        else float("nan") for r in summary.itertuples()]
+    out["difference"] = out["mean"] - out["reference"]
+    return out
+
+
 def _entry(row: pd.Series, bold: bool, style: str) -> str:
+    ref = row.get("reference", float("nan"))
+    delta = "$\\Delta$" if style == "tex" else "Δ"
+    paper = "" if pd.isna(ref) else f" [paper {ref:.1f}" + (
+        "]" if row.n == 0 else f", {delta} {row['mean'] - ref:+.1f}]")
     if row.n == 0:
-        return "missing"
+        return "missing" + paper
     pm = "$\\pm$" if style == "tex" else "±"
     text = f"{row['mean']:.1f} {pm} {row['std']:.1f}"
     text = (f"\\textbf{{{text}}}" if style == "tex" else f"**{text}**") if bold else text
@@ -63,13 +88,13 @@ def _entry(row: pd.Series, bold: bool, style: str) -> str:
         notes.append(f"{int(row.missing)} missing")
     if row.diverged:
         notes.append(f"{int(row.diverged)} diverged")
-    return f"{text} ({', '.join(notes)})"
+    return f"{text} ({', '.join(notes)}){paper}"
 
 
 def table(summary: pd.DataFrame, losses: list[str], style: str) -> pd.DataFrame:
-    """Losses x (dataset, spc) strings, best mean per column in bold."""
+    """Loss labels x (dataset, spc) strings, best mean per column in bold, "-" where not run."""
     columns = list(dict.fromkeys(zip(summary.dataset, summary.spc, strict=True)))
-    out = pd.DataFrame(index=losses, columns=pd.MultiIndex.from_tuples(columns, names=["dataset", "spc"]))
+    out = pd.DataFrame("-", index=losses, columns=pd.MultiIndex.from_tuples(columns, names=["dataset", "spc"]))
     for (dataset, spc), col in summary.groupby(["dataset", "spc"], sort=False):
         best = col["mean"].max()
         for _, row in col.iterrows():
@@ -108,10 +133,49 @@ def write_tables(config: dict, prefix: Path, root: Path = Path(".")) -> tuple[pd
     caption = (latex_escape(f"Test accuracy (%) on grid '{config['grid']}'") + ": mean $\\pm$ std over seeds "
                "(n = seeds with a result); best per column in bold.")
     title = f"Test accuracy (%) on grid '{config['grid']}', mean ± std over seeds (n seeds); best per column in bold"
-    write_atomic(prefix.with_suffix(".md"), to_markdown(table(summary, config["losses"], "md"), title))
-    write_atomic(prefix.with_suffix(".tex"), to_latex(table(summary, config["losses"], "tex"), caption))
+    if "reference" in config:
+        summary = add_reference(summary, root / config["reference"])
+        source = load_reference(root / config["reference"])["source"]
+        title += f"; [paper X, Δ ours - X]: {source}"
+        caption += " [paper X, $\\Delta$ ours $-$ X]: " + latex_escape(source) + "."
+    rows = table_rows(config)
+    markdown = to_markdown(table(summary, rows, "md"), title)
+    if config.get("paired_baseline"):
+        markdown += "\n" + paired_markdown(paired(frame, config["paired_baseline"]), config["paired_baseline"])
+    write_atomic(prefix.with_suffix(".md"), markdown)
+    write_atomic(prefix.with_suffix(".tex"), to_latex(table(summary, rows, "tex"), caption))
     write_atomic(prefix.with_suffix(".csv"), summary.to_csv(index=False, float_format="%.4f"))
     return frame, summary
+
+
+def paired(frame: pd.DataFrame, baseline: str, metric: str = "test_accuracy") -> pd.DataFrame:
+    """Per (dataset, loss, spc): mean and std over seeds of loss - baseline, n pairs, wins (loss ahead)."""
+    done = frame[frame.status != "missing"]
+    base = done[done.loss == baseline][["dataset", "spc", "seed", metric]]
+    other = done[done.loss != baseline]
+    joined = other.merge(base, on=["dataset", "spc", "seed"], suffixes=("", "_base"))
+    joined["diff"] = joined[metric] - joined[f"{metric}_base"]
+    rows = []
+    for (dataset, loss, spc), group in joined.groupby(["dataset", "loss", "spc"], sort=False):
+        diff = group["diff"]
+        rows.append({"dataset": dataset, "loss": loss, "spc": spc, "mean": diff.mean(),
+                     "std": diff.std(ddof=1) if len(diff) > 1 else 0.0, "n": len(diff),
+                     "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum())})
+    return pd.DataFrame(rows, columns=["dataset", "loss", "spc", "mean", "std", "n", "wins", "ties"])
+
+
+def paired_markdown(pairs: pd.DataFrame, baseline: str) -> str:
+    """Losses x (dataset, spc): "+4.2 ± 1.3 (4/5)" = mean ± std of loss - baseline, ahead on 4 of 5 seeds."""
+    columns = list(dict.fromkeys(zip(pairs.dataset, pairs.spc, strict=True)))
+    header = ["loss"] + [f"{d} {s}/class" if s != "all" else f"{d} all" for d, s in columns]
+    lines = [f"### Paired difference to {baseline} (accuracy points, same training subset per seed): "
+             "mean ± std over seeds (seeds ahead / pairs)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for loss, group in pairs.groupby("loss", sort=False):
+        entries = {(r.dataset, r.spc): f"{r['mean']:+.1f} ± {r['std']:.1f} ({r.wins}/{r.n})"
+                   for _, r in group.iterrows()}
+        lines.append("| " + " | ".join([loss, *(entries.get(c, "-") for c in columns)]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:

@@ -1,8 +1,59 @@
-"""Augmentations as batched tensor ops on the device: one call per batch, no per-sample Python."""
+"""Augmentations as batched tensor ops on the device: one call per batch, no per-sample Python.
+
+They work on pixel values (uint8 or float in 0..255, before normalisation), in the order of the
+paper's pipeline for photos: random crop (448 of the stored 512), horizontal flip, random
+erasing; for CIFAR: flip and shifts. `augment` applies what a dataset's `augment` settings
+name; `eval_view` is the deterministic test-time view (the centre crop).
+
+Differences from the official Keras code, kept on purpose: erasing is applied to the crop (the
+official code erases the whole resized image, then crops), and shifts are whole pixels (Keras
+interpolates fractional shifts).
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+# Random erasing of the paper (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020; the
+# official code's defaults with the paper's maximum area 0.3).
+ERASE_AREA = (0.02, 0.3)    # fraction of the image area
+ERASE_ASPECT = (0.3, 3.33)  # height / width, drawn uniformly as in the official code
+ERASE_ATTEMPTS = 10         # candidate rectangles per image; the first that fits is used
+
+
+def _window(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The (height, width) window at (top[i], left[i]) of every image i, gathered in one indexing call."""
+    n, c = x.shape[:2]
+    rows = (top[:, None] + torch.arange(height, device=x.device))[:, None, :, None]
+    cols = (left[:, None] + torch.arange(width, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[batch, chan, rows, cols]
+
+
+def _check_crop(x: torch.Tensor, size: int) -> None:
+    h, w = x.shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"augment crop {size} is larger than the stored images ({h} x {w}); "
+                         f"lower dataset_settings.<dataset>.augment.crop or prepare the data at a larger resolution")
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A random size x size crop of each image of (N, C, H, W), every position equally likely."""
+    _check_crop(x, size)
+    n, _, h, w = x.shape
+    top = torch.randint(0, h - size + 1, (n,), device=x.device, generator=generator)
+    left = torch.randint(0, w - size + 1, (n,), device=x.device, generator=generator)
+    return _window(x, top, left, size, size)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The central size x size crop (the test-time view: 448 of 512)."""
+    _check_crop(x, size)
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -11,26 +62,82 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to `max_shift` pixels per axis, filling with zeros.
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fill: str = "zero") -> torch.Tensor:
+    """Translate each image by up to `max_shift` pixels per axis.
 
-    Pads once and gathers every image's window with one advanced-indexing call.
+    Uncovered pixels are 0 (fill "zero") or repeat the nearest edge pixel (fill "nearest", Keras'
+    default, float input only). Pads once and gathers every image's window with one indexing call.
     """
     if max_shift <= 0:
         return x
-    n, c, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (max_shift,) * 4)
+    n, _, h, w = x.shape
+    mode = "replicate" if fill == "nearest" else "constant"
+    padded = F.pad(x, (max_shift,) * 4, mode=mode)
     dy = torch.randint(0, 2 * max_shift + 1, (n,), device=x.device, generator=generator)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), device=x.device, generator=generator)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows, cols]
+    return _window(padded, dy, dx, h, w)
+
+
+def random_erasing(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    p: float = 0.5,
+    area: tuple[float, float] = ERASE_AREA,
+    aspect: tuple[float, float] = ERASE_ASPECT,
+) -> torch.Tensor:
+    """With probability p per image, replace a random rectangle by uniform noise in [0, 255).
+
+    The rectangle's area is a uniform fraction of the image area in `area`, its height / width
+    uniform in `aspect` (sides rounded to whole pixels), its position uniform over the places it
+    fits. Of ERASE_ATTEMPTS candidates per image the first that fits is used (none fitting: the
+    image is left alone); with the paper's ranges the first always fits.
+    """
+    n, c, h, w = x.shape
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, device=x.device, generator=generator)
+
+    apply = uniform(n) < p
+    target = (area[0] + (area[1] - area[0]) * uniform(n, ERASE_ATTEMPTS)) * (h * w)
+    ratio = aspect[0] + (aspect[1] - aspect[0]) * uniform(n, ERASE_ATTEMPTS)
+    heights = torch.sqrt(target * ratio).round().long()
+    widths = torch.sqrt(target / ratio).round().long()
+    fits = (heights >= 1) & (widths >= 1) & (heights <= h) & (widths <= w)
+    first = fits.int().argmax(dim=1, keepdim=True)  # index of the first fitting candidate (0 if none)
+    apply &= fits.gather(1, first).squeeze(1)
+    eh, ew = heights.gather(1, first).squeeze(1), widths.gather(1, first).squeeze(1)
+    top = (uniform(n) * (h - eh + 1)).long()
+    left = (uniform(n) * (w - ew + 1)).long()
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+    mask = apply[:, None, None] & in_rows[:, :, None] & in_cols[:, None, :]
+    noise = (uniform(n, c, h, w) * 255.0).to(x.dtype)
+    return torch.where(mask[:, None], noise, x)
 
 
 def augment(x: torch.Tensor, settings: dict, generator: torch.Generator) -> torch.Tensor:
-    """Apply the augmentations named in `settings` (keys: hflip, max_shift)."""
+    """The training view of a batch of pixel values, as float.
+
+    settings (a dataset's `augment`): crop (size), hflip, max_shift and shift_fill, erase
+    ({p, area, aspect}). Cropping comes first, on the stored dtype, so the float copy is small.
+    """
+    if settings.get("crop"):
+        x = random_crop(x, int(settings["crop"]), generator)
+    x = x.float()
     if settings.get("hflip"):
         x = random_hflip(x, generator)
-    return random_shift(x, int(settings.get("max_shift", 0)), generator)
+    x = random_shift(x, int(settings.get("max_shift", 0)), generator, settings.get("shift_fill", "zero"))
+    erase = settings.get("erase")
+    if erase and erase["p"] > 0:
+        x = random_erasing(x, generator, erase["p"], tuple(erase.get("area", ERASE_AREA)),
+                           tuple(erase.get("aspect", ERASE_ASPECT)))
+    return x
+
+
+def eval_view(x: torch.Tensor, settings: dict) -> torch.Tensor:
+    """The test-time view of a batch, as float: the centre crop when training crops, else the image."""
+    if settings.get("crop"):
+        x = center_crop(x, int(settings["crop"]))
+    return x.float()

@@ -1,6 +1,11 @@
 """Grid configuration: validation with one-line errors, cell expansion, per-cell settings.
 
 Imported by the Snakefile, so it stays light (no torch): registries are read as names only.
+
+A cell is (dataset, loss label, samples per class, seed). The loss label is the registered loss
+name, except for the semantic losses (losses.SEMANTIC), which run once per class hierarchy the
+dataset lists and are labelled "<loss>-<hierarchy>" (e.g. cosine_semantic-cub_balanced): loss
+names never contain '-' and hierarchy names cannot, so a label and a path name one result.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import jsonschema
 import yaml
 
 from benchmark.data import DATASETS, dataset_module
-from benchmark.losses import LOSSES
+from benchmark.losses import LOSSES, SEMANTIC, split_label
 from benchmark.models import MODELS
+from benchmark.reference import ReferenceFileError, load_reference
+from benchmark.schedules import sgdr_epochs
+from benchmark.validation import validation_count
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -27,7 +35,7 @@ def _schema() -> dict:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     props = schema["properties"]
     props["datasets"]["items"]["enum"] = sorted(DATASETS)
-    props["losses"]["items"]["enum"] = sorted(LOSSES)
+    schema["definitions"]["loss_list"]["items"]["enum"] = sorted(LOSSES)
     props["dataset_settings"]["propertyNames"] = {"enum": sorted(DATASETS)}
     props["dataset_settings"]["additionalProperties"]["properties"]["model"]["enum"] = sorted(MODELS)
     return schema
@@ -77,21 +85,99 @@ def validate(config: dict) -> dict:
                 f"config error at 'dataset_settings': no entry for dataset {dataset!r}; "
                 "add one with at least 'model'"
             )
-        smallest = dataset_module(dataset).FACTS.min_train_per_class
-        for n in config["samples_per_class"]:
-            if n != "all" and n > smallest:
-                raise ConfigError(
-                    f"config error at 'samples_per_class': {n} exceeds the smallest class of {dataset} "
-                    f"({smallest} training images); use at most {smallest} or 'all'"
-                )
-    for loss in config["losses"]:
-        for dataset in config["datasets"]:
-            train = train_settings(config, dataset, loss)
-            missing = [k for k in ("epochs", "batch_size", "steps_per_epoch", "optimizer", "grad_clip_norm",
-                                   "schedule") if k not in train]
-            if missing:
-                raise ConfigError(f"config error at 'train': {', '.join(missing)} missing for dataset {dataset}")
+        _check_dataset(config, dataset)
+    baseline = config.get("paired_baseline")
+    if baseline is not None and baseline not in table_rows(config):
+        raise ConfigError(f"config error at 'paired_baseline': {baseline!r} is not a loss of this grid; "
+                          f"use one of {', '.join(table_rows(config))}")
+    if "reference" in config:
+        try:
+            load_reference(Path(config["reference"]))
+        except ReferenceFileError as problem:
+            raise ConfigError(f"config error at 'reference': {problem}") from None
     return config
+
+
+def _check_subset(config: dict, dataset: str, key: str) -> None:
+    """A dataset's own `key` list (losses, samples_per_class) may only pick from the top-level one."""
+    extra = [v for v in config["dataset_settings"][dataset].get(key, []) if v not in config[key]]
+    if extra:
+        raise ConfigError(
+            f"config error at 'dataset_settings.{dataset}.{key}': {extra[0]!r} is not in the top-level "
+            f"'{key}'; add it there (it sets the tables' order) or remove it here"
+        )
+
+
+def _check_dataset(config: dict, dataset: str) -> None:
+    ds = config["dataset_settings"][dataset]
+    where = f"dataset_settings.{dataset}"
+    smallest = dataset_module(dataset).FACTS.min_train_per_class
+    _check_subset(config, dataset, "samples_per_class")
+    _check_subset(config, dataset, "losses")
+    spc_values = dataset_spc(config, dataset)
+    for n in spc_values:
+        if n != "all" and n > smallest:
+            raise ConfigError(
+                f"config error at 'samples_per_class': {n} exceeds the smallest class of {dataset} "
+                f"({smallest} training images); use at most {smallest} or 'all'"
+            )
+    for loss in dataset_losses(config, dataset):
+        if loss in SEMANTIC and not ds.get("hierarchies"):
+            raise ConfigError(
+                f"config error at '{where}': loss {loss!r} needs a class hierarchy; add 'hierarchies: [<name>]' "
+                f"(files data/hierarchies/<name>.txt) or leave the loss out of this dataset's 'losses'"
+            )
+    erase = ds.get("augment", {}).get("erase", {})
+    for key in ("area", "aspect"):
+        low, high = erase.get(key, (0, 0))
+        if low > high or (key == "area" and high > 1):
+            raise ConfigError(f"config error at '{where}.augment.erase.{key}': [{low}, {high}] must be "
+                              f"[min, max] with min <= max" + (" <= 1" if key == "area" else ""))
+    for label in loss_labels(config, dataset):
+        train = train_settings(config, dataset, label)
+        missing = [k for k in ("epochs", "batch_size", "steps_per_epoch", "optimizer", "grad_clip_norm",
+                               "schedule") if k not in train]
+        if missing:
+            raise ConfigError(f"config error at 'train': {', '.join(missing)} missing for dataset {dataset}")
+        _check_schedule(train, dataset)
+        _check_validation(train, dataset, spc_values, smallest)
+
+
+def _check_schedule(train: dict, dataset: str) -> None:
+    """SGDR must end at the end of a cycle: stopping mid-cycle tests a model at a high learning rate."""
+    schedule = train["schedule"]
+    if schedule["name"] != "sgdr":
+        return
+    if "first_cycle" not in schedule:
+        raise ConfigError(f"config error at 'train.schedule': sgdr needs 'first_cycle' (epochs) for dataset {dataset}")
+    first, mult = schedule["first_cycle"], schedule.get("cycle_mult", 2)
+    ends = [sgdr_epochs(first, mult, k) for k in range(1, 8)]
+    if train["epochs"] not in ends:
+        raise ConfigError(
+            f"config error at 'train.epochs': {train['epochs']} epochs on {dataset} do not end an SGDR cycle "
+            f"(first_cycle {first}, cycle_mult {mult}); use one of {', '.join(map(str, ends[:6]))}"
+        )
+
+
+def _check_validation(train: dict, dataset: str, spc_values: list, smallest: int) -> None:
+    fraction = train.get("validation_fraction", 0.0)
+    if fraction == 0:
+        for key, off in (("select", "last"), ("patience", 0)):
+            if train.get(key, off) != off:
+                raise ConfigError(f"config error at 'train.{key}': {train[key]!r} needs a validation split on "
+                                  f"{dataset}; set train.validation_fraction > 0")
+        return
+    for n in spc_values:
+        size = smallest if n == "all" else n
+        if validation_count(size, fraction) < 1:
+            raise ConfigError(
+                f"config error at 'train.validation_fraction': {fraction} holds out no image of a class with "
+                f"{size} training images ({dataset}, samples per class {n}); use at least {0.5 / size:.3g} "
+                f"or run without validation (0)"
+                if size > 1 else
+                f"config error at 'train.validation_fraction': {dataset} at samples per class {n} has classes "
+                f"of one image, none to spare for validation; set validation_fraction to 0"
+            )
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -101,17 +187,64 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _dataset(config: dict, dataset: str) -> dict:
+    return config.get("dataset_settings", {}).get(dataset, {})
+
+
+def dataset_losses(config: dict, dataset: str) -> list[str]:
+    """Registered loss names run on `dataset`, in the top-level order."""
+    own = _dataset(config, dataset).get("losses")
+    return [loss for loss in config["losses"] if own is None or loss in own]
+
+
+def dataset_spc(config: dict, dataset: str) -> list:
+    """Samples-per-class values run on `dataset`, in the top-level order."""
+    own = _dataset(config, dataset).get("samples_per_class")
+    return [n for n in config["samples_per_class"] if own is None or n in own]
+
+
+def loss_labels(config: dict, dataset: str) -> list[str]:
+    """The loss labels of `dataset`'s cells: semantic losses once per hierarchy of the dataset."""
+    hierarchies = _dataset(config, dataset).get("hierarchies", [])
+    labels = []
+    for loss in dataset_losses(config, dataset):
+        labels += [f"{loss}-{h}" for h in hierarchies] if loss in SEMANTIC else [loss]
+    return labels
+
+
+def table_rows(config: dict) -> list[str]:
+    """Every loss label of the grid once, in the order of the top-level losses (rows of the tables)."""
+    return list(dict.fromkeys(label for d in config["datasets"] for label in loss_labels(config, d)))
+
+
+def hierarchy_path(name: str) -> str:
+    return f"data/hierarchies/{name}.txt"
+
+
+def embeddings_path(dataset: str, hierarchy: str) -> str:
+    """The cached class embeddings of `hierarchy` for `dataset` (written by the class_embeddings rule)."""
+    return f"results/embeddings/{dataset}/{hierarchy}.npy"
+
+
 def train_settings(config: dict, dataset: str, loss: str) -> dict:
-    """Training settings of one (dataset, loss): defaults, then the dataset's, lr resolved for `loss`."""
+    """Training settings of one (dataset, loss label): defaults, then the dataset's, lr resolved.
+
+    An lr map is looked up by the label (e.g. cosine_semantic-cub_flat), then by the loss name,
+    then 'default'.
+    """
     overrides = config["dataset_settings"][dataset].get("train", {})
     train = _merge(config["train"], overrides)
     lr = overrides.get("lr", config["train"].get("lr"))  # an lr map is replaced whole, not merged
     if isinstance(lr, dict):
-        if loss not in lr and "default" not in lr:
+        name = split_label(loss)[0]
+        for key in (loss, name, "default"):
+            if key in lr:
+                lr = lr[key]
+                break
+        else:
             raise ConfigError(
-                f"config error at 'train.lr': no learning rate for loss {loss!r} on {dataset}; add it or 'default'"
+                f"config error at 'train.lr': no learning rate for loss {name!r} on {dataset}; add it or 'default'"
             )
-        lr = lr.get(loss, lr.get("default"))
     if lr is None:
         raise ConfigError(f"config error at 'train.lr': no learning rate for {dataset}; set train.lr")
     train["lr"] = lr
@@ -121,14 +254,19 @@ def train_settings(config: dict, dataset: str, loss: str) -> dict:
 def cell_settings(config: dict, dataset: str, loss: str) -> dict:
     """Everything a cell's result depends on besides its identity; a change reruns that cell."""
     ds = config["dataset_settings"][dataset]
-    return {
+    name, hierarchy = split_label(loss)
+    settings = {
         "model": ds["model"],
         "augment": ds.get("augment", {}),
         "train": train_settings(config, dataset, loss),
-        "loss": config.get("loss_settings", {}).get(loss, {}),
+        "loss": config.get("loss_settings", {}).get(name, {}),
         "precision": config.get("precision", "auto"),
         "eval_batch_size": config.get("eval_batch_size", 1024),
     }
+    if hierarchy is not None:
+        settings["hierarchy"] = hierarchy
+        settings["embeddings"] = embeddings_path(dataset, hierarchy)
+    return settings
 
 
 def load_config(path: Path) -> dict:
@@ -140,11 +278,11 @@ def cell_dir(dataset: str, loss: str, spc, seed: int) -> str:
 
 
 def cells(config: dict) -> list[tuple[str, str, object, int]]:
+    """Every (dataset, loss label, samples per class, seed) of the grid."""
     return [
-        (d, l, n, s)
+        (d, label, n, s)
         for d in config["datasets"]
-        for l in config["losses"]  # noqa: E741
-        for n in config["samples_per_class"]
+        for label in loss_labels(config, d)
+        for n in dataset_spc(config, d)
         for s in config["seeds"]
     ]
-

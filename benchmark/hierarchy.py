@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -289,15 +290,43 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def save_embeddings(path: str | Path, embeddings: np.ndarray, hierarchy_sha256: str, method: str) -> None:
-    """Write `path` (.npy) and `path` with suffix .json: hierarchy sha256, method, shape."""
+def save_embeddings(
+    path: str | Path, embeddings: np.ndarray, hierarchy_sha256: str, method: str, **extra: object
+) -> None:
+    """Write `path` (.npy) and `path` with suffix .json: hierarchy sha256, method, shape, `extra`.
+
+    Both atomically, the sidecar first: a .npy that exists always has its sidecar.
+    """
+    from benchmark.io import write_atomic
+
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"embedding file must end in .npy, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.asarray(embeddings, dtype=np.float64))
-    meta = {"hierarchy_sha256": hierarchy_sha256, "method": method, "shape": list(embeddings.shape)}
-    _sidecar(path).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    meta = {"hierarchy_sha256": hierarchy_sha256, "method": method, "shape": list(embeddings.shape), **extra}
+    write_atomic(_sidecar(path), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(embeddings, dtype=np.float64))
+    write_atomic(path, buffer.getvalue())
+
+
+def dataset_embeddings(hierarchy_path: str | Path, metadata: dict, class_ids: str = "labels") -> np.ndarray:
+    """Class embeddings of a prepared dataset (its metadata.json) from a hierarchy file.
+
+    class_ids "labels": leaf i is class i; "metadata": leaf metadata["class_ids"][i] is class i
+    (CUB: the dataset's ids 1..200, which the official CUB hierarchies use).
+    """
+    num_classes = len(metadata["classes"])
+    ids = None
+    if class_ids == "metadata":
+        if "class_ids" not in metadata:
+            raise ValueError(
+                f"prepared dataset {metadata.get('name')} has no class_ids in its metadata; "
+                "set class_ids: labels for this dataset"
+            )
+        ids = metadata["class_ids"]
+    elif class_ids != "labels":
+        raise ValueError(f"class_ids must be 'labels' or 'metadata', got {class_ids!r}")
+    return embed_hierarchy(parse_hierarchy(hierarchy_path, num_classes, ids))
 
 
 def load_embeddings(path: str | Path, expected_sha256: str | None = None) -> tuple[np.ndarray, dict]:

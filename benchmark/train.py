@@ -1,13 +1,19 @@
-"""Train and evaluate one cell: (dataset, loss, samples per class, seed).
+"""Train and evaluate one cell: (dataset, loss label, samples per class, seed).
 
 The whole prepared dataset goes to the device once as uint8; each step indexes a batch from
-it, converts and augments it there. An epoch is a fixed number of steps for every
-samples-per-class value (small subsets are repeated, as in the paper), so small cells are not
-trained for fewer updates than large ones.
+it and augments it there (benchmark/augment.py), then normalises it. An epoch is a fixed number
+of steps for every samples-per-class value (small subsets are repeated, as in the paper), so
+small cells are not trained for fewer updates than large ones.
+
+Optionally (train.validation_fraction > 0) a stratified validation split is held out of the
+cell's training subset (benchmark/validation.py) and evaluated after every epoch; `select:
+best_val` then tests the weights of the best validation epoch. The test set is evaluated once,
+at the end.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -16,21 +22,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.augment import augment
+from benchmark.augment import augment, eval_view
 from benchmark.data.prepared import Prepared, data_hash, load_prepared
 from benchmark.data.subsets import draw_subset, stable_seed
 from benchmark.device import resolve_device
 from benchmark.evaluate import accuracy, balanced_accuracy, predict
-from benchmark.losses import build_loss
+from benchmark.losses import build_loss, split_label
 from benchmark.models import build_model
 from benchmark.optim import SGD, clip_grad_norm
 from benchmark.schedules import learning_rate
+from benchmark.validation import validation_split
 
 
 @dataclass(frozen=True)
 class Cell:
     dataset: str
-    loss: str
+    loss: str  # the loss label: a registered loss, or "<semantic loss>-<hierarchy>"
     samples_per_class: int | str
     seed: int
 
@@ -40,7 +47,7 @@ class Cell:
 
 
 class DeviceData:
-    """Prepared images and labels on the device, with per-channel normalisation constants."""
+    """Prepared images (uint8) and labels on the device, with per-channel normalisation constants."""
 
     def __init__(self, prepared: Prepared, device: torch.device) -> None:
         self.images = torch.from_numpy(prepared.images).to(device)  # uint8 (N, H, W, C)
@@ -49,8 +56,11 @@ class DeviceData:
         self.mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(meta["std"], device=device).clamp_min(1e-6).view(1, -1, 1, 1) * 255.0
 
-    def batch(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.images[idx].permute(0, 3, 1, 2).float()
+    def pixels(self, idx: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) of the images `idx` (a permuted view; augmentation gathers from it)."""
+        return self.images[idx].permute(0, 3, 1, 2)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
 
@@ -72,9 +82,23 @@ def steps_per_epoch(settings: dict, pool_size: int) -> int:
     return int(value)
 
 
-def build_optimizer(model, loss, train: dict) -> SGD:
+def model_parameter_groups(model: torch.nn.Module, optimizer: dict) -> list[dict]:
+    """The model's parameters with their weight decay.
+
+    weight_decay_on "kernels" decays only conv and linear weights (the tensors of 2+ dimensions),
+    not biases or BatchNorm scales and shifts: what Keras' kernel_regularizer, used by the
+    official CIFAR ResNets, penalises. "all" (default) decays every parameter.
+    """
+    params = list(model.parameters())
+    if optimizer.get("weight_decay_on", "all") == "all":
+        return [{"params": params}]
+    return [{"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def build_optimizer(model: torch.nn.Module, loss: torch.nn.Module, train: dict) -> SGD:
     opt = train["optimizer"]
-    groups = [{"params": list(model.parameters())}, *loss.parameter_groups()]
+    groups = [*model_parameter_groups(model, opt), *loss.parameter_groups()]
     return SGD(
         groups,
         lr=train["lr"],
@@ -84,6 +108,36 @@ def build_optimizer(model, loss, train: dict) -> SGD:
     )
 
 
+def load_class_embeddings(path: str | Path) -> tuple[torch.Tensor, dict]:
+    """The cached semantic class embeddings (written by `python -m benchmark embed`) and their sidecar."""
+    from benchmark.hierarchy import load_embeddings  # imports scipy: only semantic cells pay for it
+
+    emb, meta = load_embeddings(path)
+    return torch.from_numpy(emb).float(), meta
+
+
+def train_step(model, loss, optimizer: SGD, x: torch.Tensor, y: torch.Tensor, clip_norm: float,
+               autocast: bool = False) -> torch.Tensor:
+    """One SGD step on a batch (forward, loss, backward, clip, update); returns the batch loss."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        value = loss(model(x), y)
+    optimizer.zero_grad()
+    value.backward()
+    clip_grad_norm(optimizer.parameters(), clip_norm)
+    optimizer.step()
+    return value.detach()
+
+
+def predict_images(model, loss, data: DeviceData, idx: np.ndarray, settings: dict, autocast: bool) -> np.ndarray:
+    """Predicted classes of the images `idx`, seen as at test time (centre crop, no augmentation)."""
+    idx_t = torch.from_numpy(idx).to(data.images.device)
+    view = settings.get("augment", {})
+    batches = (data.normalise(eval_view(data.pixels(chunk), view))
+               for chunk in idx_t.split(settings.get("eval_batch_size", 1024)))
+    with torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        return predict(model, loss, batches)
+
+
 def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
     """Train one cell and return its metrics (see metrics.json's layout in the README)."""
     started = time.perf_counter()
@@ -91,23 +145,43 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
     device = resolve_device(settings.get("device", "auto"))
     train = settings["train"]
     prepared = load_prepared(data_dir)
+    num_classes = prepared.num_classes
     subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.seed)
+    fraction = train.get("validation_fraction", 0.0)
+    train_idx, val_idx = validation_split(prepared.labels, subset, fraction, cell.dataset, cell.seed)
+    class_counts = np.bincount(prepared.labels[train_idx], minlength=num_classes)
 
     torch.manual_seed(stable_seed("init", *asdict(cell).values()))
-    num_classes = prepared.num_classes
-    loss_cls_settings = settings.get("loss", {})
-    loss = build_loss(cell.loss, num_classes=num_classes, embed_dim=num_classes, **loss_cls_settings).to(device)
-    model = build_model(settings["model"], prepared.images.shape[-1], num_classes).to(device)
+    loss_name, hierarchy = split_label(cell.loss)
+    loss_args = dict(settings.get("loss", {}))
+    embeddings_info = None
+    if hierarchy is not None:
+        embeddings, sidecar = load_class_embeddings(settings["embeddings"])
+        loss_args["class_embeddings"] = embeddings
+        embeddings_info = {"hierarchy": hierarchy, "embeddings_file": settings["embeddings"], **sidecar}
+    embed_dim = loss_args["class_embeddings"].shape[1] if hierarchy is not None else num_classes
+    loss = build_loss(loss_name, num_classes=num_classes, embed_dim=embed_dim, class_counts=class_counts.tolist(),
+                      **loss_args).to(device)
+    model = build_model(settings["model"], prepared.images.shape[-1], embed_dim).to(device)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     optimizer = build_optimizer(model, loss, train)
 
     data = DeviceData(prepared, device)
     generator = torch.Generator().manual_seed(stable_seed("order", *asdict(cell).values()))
     aug_generator = torch.Generator(device=device).manual_seed(stable_seed("augment", *asdict(cell).values()))
-    stream = batch_stream(subset, train["batch_size"], generator, device)
+    stream = batch_stream(train_idx, train["batch_size"], generator, device)
     steps = steps_per_epoch(train, prepared.train_idx.size)
     autocast = device.type == "cuda" and settings.get("precision", "auto") in ("auto", "bf16")
+    aug = settings.get("augment", {})
+    select = train.get("select", "last")
+    patience = train.get("patience", 0)
+    val_target = prepared.labels[val_idx]
 
     curves: dict[str, list[float]] = {"train_loss": [], "lr": []}
+    if val_idx.size:
+        curves["val_accuracy"] = []
+    best = {"accuracy": -1.0, "epoch": None, "state": None}
     status = "ok"
     for epoch in range(train["epochs"]):
         lr = learning_rate(epoch, train["epochs"], train["lr"], train["schedule"])
@@ -118,39 +192,53 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
         loss_sum = torch.zeros((), device=device)
         for _ in range(steps):
             idx = next(stream)
-            x = augment(data.batch(idx), settings.get("augment", {}), aug_generator)
-            y = data.labels[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                output = model(x)
-                value = loss(output, y)
-            optimizer.zero_grad()
-            value.backward()
-            clip_grad_norm(optimizer.parameters(), train["grad_clip_norm"])
-            optimizer.step()
-            loss_sum += value.detach()
+            x = data.normalise(augment(data.pixels(idx), aug, aug_generator)).contiguous(memory_format=memory_format)
+            loss_sum += train_step(model, loss, optimizer, x, data.labels[idx], train["grad_clip_norm"], autocast)
         epoch_loss = float(loss_sum) / steps
         curves["train_loss"].append(epoch_loss)
         curves["lr"].append(lr)
         if not math.isfinite(epoch_loss):
             status = "diverged"
             break
+        if val_idx.size:
+            val_accuracy = accuracy(predict_images(model, loss, data, val_idx, settings, autocast), val_target)
+            curves["val_accuracy"].append(val_accuracy)
+            if val_accuracy > best["accuracy"]:
+                best["accuracy"], best["epoch"] = val_accuracy, epoch
+                if select == "best_val":
+                    best["state"] = copy.deepcopy((model.state_dict(), loss.state_dict()))
+            elif patience and epoch - best["epoch"] >= patience:
+                break
 
-    test_idx = torch.from_numpy(prepared.test_idx).to(device)
-    eval_batches = (data.batch(chunk) for chunk in test_idx.split(settings.get("eval_batch_size", 1024)))
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        pred = predict(model, loss, eval_batches)
+    if select == "best_val" and best["state"] is not None:
+        model.load_state_dict(best["state"][0])
+        loss.load_state_dict(best["state"][1])
+    tested_epoch = best["epoch"] if select == "best_val" and best["state"] is not None else len(curves["lr"]) - 1
+    pred = predict_images(model, loss, data, prepared.test_idx, settings, autocast)  # the one use of the test set
     target = prepared.labels[prepared.test_idx]
-    return {
+    metrics = {
         "cell": asdict(cell),
         "status": status,
         "test_accuracy": accuracy(pred, target),
         "test_balanced_accuracy": balanced_accuracy(pred, target, num_classes),
+        "tested_epoch": tested_epoch,
+        "validation": {
+            "fraction": fraction,
+            "images": int(val_idx.size),
+            "select": select,
+            "best_accuracy": best["accuracy"] if val_idx.size else None,
+            "best_epoch": best["epoch"],
+            "final_accuracy": curves["val_accuracy"][-1] if curves.get("val_accuracy") else None,
+        },
         "epochs_run": len(curves["train_loss"]),
         "steps_per_epoch": steps,
-        "train_images": int(subset.size),
+        "train_images": int(train_idx.size),
         "num_classes": num_classes,
         "curves": curves,
         "wall_time_s": time.perf_counter() - started,
         "device": str(device),
         "data_hash": data_hash(prepared.metadata),
     }
+    if embeddings_info is not None:
+        metrics["class_embeddings"] = embeddings_info
+    return metrics

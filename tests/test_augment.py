@@ -1,4 +1,4 @@
-"""Batched augmentations (shift, flip) and the evaluation metrics, checked by hand."""
+"""Batched augmentations (crop, flip, shift, erasing) and the evaluation metrics, checked by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.augment import augment, random_hflip, random_shift
+from benchmark.augment import (
+    ERASE_ASPECT,
+    augment,
+    center_crop,
+    eval_view,
+    random_crop,
+    random_erasing,
+    random_hflip,
+    random_shift,
+)
 from benchmark.evaluate import accuracy, balanced_accuracy, predict
 from benchmark.losses import build_loss
 
@@ -105,6 +114,121 @@ def test_augment_applies_flip_only_when_asked():
     assert torch.equal(no_flip, x)
     with_flip = augment(x, {"hflip": True, "max_shift": 0}, torch.Generator().manual_seed(0))
     assert not torch.equal(with_flip, x)
+
+
+def _coordinate_batch(n: int, h: int, w: int) -> torch.Tensor:
+    """(n, 2, h, w) int64: channel 0 holds the row, channel 1 the column of each pixel."""
+    rows = torch.arange(h)[:, None].expand(h, w)
+    cols = torch.arange(w)[None, :].expand(h, w)
+    return torch.stack([rows, cols]).expand(n, 2, h, w).clone()
+
+
+def test_random_crop_is_a_window_of_each_image_and_covers_every_position():
+    x = _coordinate_batch(400, 12, 10).to(torch.uint8)
+    out = random_crop(x, 8, torch.Generator().manual_seed(0))
+    assert out.shape == (400, 2, 8, 8) and out.dtype == torch.uint8  # crops the stored uint8, before float
+    positions = set()
+    for i in range(400):
+        top, left = int(out[i, 0, 0, 0]), int(out[i, 1, 0, 0])
+        assert torch.equal(out[i], x[i, :, top:top + 8, left:left + 8])
+        positions.add((top, left))
+    assert positions == {(t, s) for t in range(12 - 8 + 1) for s in range(10 - 8 + 1)}
+
+
+def test_random_crop_deterministic_per_generator_and_checks_size():
+    x = _coordinate_batch(16, 20, 20)
+    a = random_crop(x, 15, torch.Generator().manual_seed(3))
+    assert torch.equal(a, random_crop(x, 15, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, random_crop(x, 15, torch.Generator().manual_seed(4)))
+    assert torch.equal(random_crop(x, 20, torch.Generator().manual_seed(0)), x)  # full size: the image
+    with pytest.raises(ValueError, match="crop 21 is larger than the stored images"):
+        random_crop(x, 21, torch.Generator())
+
+
+def test_center_crop_448_of_512():
+    x = _coordinate_batch(2, 512, 512)
+    out = center_crop(x, 448)
+    assert out.shape == (2, 2, 448, 448)
+    assert (int(out[0, 0, 0, 0]), int(out[0, 1, 0, 0])) == (32, 32)
+    assert (int(out[1, 0, -1, -1]), int(out[1, 1, -1, -1])) == (479, 479)
+    odd = center_crop(_coordinate_batch(1, 9, 7), 4)
+    assert (int(odd[0, 0, 0, 0]), int(odd[0, 1, 0, 0])) == (2, 1)
+
+
+def _erased_boxes(out: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
+    """(top, left, height, width) of the pixels no longer -1 in each image, checked to be a filled box."""
+    boxes = []
+    for img in out:
+        changed = (img != -1).any(dim=0)
+        if not changed.any():
+            boxes.append(None)
+            continue
+        rows = torch.nonzero(changed.any(dim=1)).flatten()
+        cols = torch.nonzero(changed.any(dim=0)).flatten()
+        top, left = int(rows[0]), int(cols[0])
+        height, width = int(rows[-1]) - top + 1, int(cols[-1]) - left + 1
+        assert changed[top:top + height, left:left + width].all(), "the erased region is a rectangle"
+        assert int(changed.sum()) == height * width
+        boxes.append((top, left, height, width))
+    return boxes
+
+
+def test_random_erasing_rectangles_area_aspect_and_noise():
+    h, w = 64, 48
+    x = torch.full((600, 3, h, w), -1.0)
+    out = random_erasing(x, torch.Generator().manual_seed(0), p=0.5, area=(0.02, 0.3), aspect=(0.3, 3.33))
+    boxes = _erased_boxes(out)
+    erased = [b for b in boxes if b is not None]
+    assert 240 < len(erased) < 360  # p = 0.5 of 600
+    for top, left, height, width in erased:
+        assert top >= 0 and top + height <= h and left >= 0 and left + width <= w
+        # Sides are rounded to whole pixels: allow half a pixel on each side.
+        assert (height - 0.5) * (width - 0.5) <= 0.3 * h * w
+        assert (height + 0.5) * (width + 0.5) >= 0.02 * h * w
+        assert (height - 0.5) / (width + 0.5) <= 3.33 and (height + 0.5) / (width - 0.5) >= 0.3
+    areas = [b[2] * b[3] / (h * w) for b in erased]
+    assert min(areas) < 0.05 and max(areas) > 0.25  # the range is used, not one size
+    noise = out[out != -1]
+    assert noise.min() >= 0 and noise.max() < 255 and 100 < float(noise.mean()) < 155  # uniform in [0, 255)
+
+
+def test_random_erasing_deterministic_per_generator_and_p_extremes():
+    x = torch.full((32, 3, 16, 16), -1.0)
+    a = random_erasing(x, torch.Generator().manual_seed(7))
+    assert torch.equal(a, random_erasing(x, torch.Generator().manual_seed(7)))
+    assert not torch.equal(a, random_erasing(x, torch.Generator().manual_seed(8)))
+    assert torch.equal(random_erasing(x, torch.Generator().manual_seed(0), p=0.0), x)
+    assert all(b is not None for b in _erased_boxes(random_erasing(x, torch.Generator().manual_seed(0), p=1.0)))
+
+
+def test_random_erasing_skips_images_where_no_candidate_fits():
+    """An area range beyond what any rectangle in the image can have: nothing is erased."""
+    x = torch.full((20, 1, 10, 10), -1.0)
+    out = random_erasing(x, torch.Generator().manual_seed(0), p=1.0, area=(0.95, 0.99), aspect=(3.0, 3.3))
+    assert torch.equal(out, x)
+    assert ERASE_ASPECT == (0.3, 3.33)
+
+
+def test_random_shift_nearest_fill_repeats_the_edge():
+    x = _coordinate_batch(64, 6, 6).float() + 1.0  # no zeros anywhere
+    out = random_shift(x, 2, torch.Generator().manual_seed(0), fill="nearest")
+    assert (out > 0).all()  # never zero-filled
+    zero = random_shift(x, 2, torch.Generator().manual_seed(0), fill="zero")
+    assert (zero == 0).any()
+    same = out == zero  # both fills take the same shifts: they agree wherever the image is kept
+    assert same.any()
+
+
+def test_augment_photo_pipeline_shapes_dtype_and_determinism():
+    """The paper's photo pipeline: uint8 512 store -> random 448 crop, flip, erasing -> float."""
+    x = torch.randint(0, 256, (2, 3, 512, 512), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    settings = {"crop": 448, "hflip": True, "erase": {"p": 0.5, "area": [0.02, 0.3], "aspect": [0.3, 3.33]}}
+    a = augment(x, settings, torch.Generator().manual_seed(1))
+    assert a.shape == (2, 3, 448, 448) and a.dtype == torch.float32
+    assert torch.equal(a, augment(x, settings, torch.Generator().manual_seed(1)))
+    view = eval_view(x, settings)
+    assert view.dtype == torch.float32 and torch.equal(view, x[:, :, 32:480, 32:480].float())
+    assert torch.equal(eval_view(x, {"hflip": True, "max_shift": 5}), x.float())
 
 
 # --------------------------------------------------------------------------- evaluation metrics

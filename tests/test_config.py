@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from benchmark.config import (
     cell_settings,
     cells,
     load_config,
+    table_rows,
     train_settings,
     validate,
 )
@@ -136,8 +138,8 @@ ERROR_CASES = [
     ("bad-device-index", _set("device", "cuda:x"), ["'device'", "'cuda:x'"]),
     ("bad-precision", _set("precision", "fp16"), ["'precision'", "'fp16'", "bf16"]),
     ("bad-schedule", _set("train.schedule.name", "step"), ["train.schedule.name", "'step'", "sgdr"]),
-    ("bad-model", _set("dataset_settings.digits.model", "resnet50"),
-     ["dataset_settings.digits.model", "'resnet50'", "small_cnn"]),
+    ("bad-model", _set("dataset_settings.digits.model", "resnet9000"),
+     ["dataset_settings.digits.model", "'resnet9000'", "small_cnn"]),
     ("missing-dataset-settings", _drop("dataset_settings.digits"), ["dataset_settings", "'digits'"]),
     ("settings-for-unknown-dataset", _set("dataset_settings.mnist", {"model": "small_cnn"}),
      ["dataset_settings", "'mnist'"]),
@@ -158,6 +160,31 @@ ERROR_CASES = [
     ("loss-settings-bad-value", _set("loss_settings.label_smoothing.epsilon", 1.0),
      ["loss_settings.label_smoothing.epsilon", "1.0"]),
     ("bad-grid-name", _set("grid", "my grid"), ["'grid'", "'my grid'"]),
+    ("semantic-loss-without-hierarchy", _set("losses", ["cosine", "cosine_semantic"]),
+     ["dataset_settings.digits", "'cosine_semantic'", "hierarchies"]),
+    ("dataset-losses-outside-grid", _set("dataset_settings.digits.losses", ["softmax_ce", "focal"]),
+     ["dataset_settings.digits.losses", "'focal'", "top-level"]),
+    ("dataset-spc-outside-grid", _set("dataset_settings.digits.samples_per_class", [5, 7]),
+     ["dataset_settings.digits.samples_per_class", "7", "top-level"]),
+    ("dataset-losses-unknown", _set("dataset_settings.digits.losses", ["triplet"]),
+     ["dataset_settings.digits.losses[0]", "'triplet'"]),
+    ("hierarchy-name-with-dash", _set("dataset_settings.digits.hierarchies", ["a-b"]),
+     ["dataset_settings.digits.hierarchies[0]", "'a-b'"]),
+    ("bad-class-ids", _set("dataset_settings.digits.class_ids", "names"),
+     ["dataset_settings.digits.class_ids", "'names'", "metadata"]),
+    ("sgdr-mid-cycle", _set("train.schedule", {"name": "sgdr", "first_cycle": 12, "cycle_mult": 2}),
+     ["train.epochs", "10", "SGDR", "12, 36, 84, 180, 372"]),
+    ("sgdr-without-first-cycle", _set("train.schedule", {"name": "sgdr"}), ["train.schedule", "first_cycle"]),
+    ("bad-weight-decay-on", _set("train.optimizer.weight_decay_on", "convs"),
+     ["train.optimizer.weight_decay_on", "'convs'", "kernels"]),
+    ("erase-area-reversed", _set("dataset_settings.digits.augment.erase", {"p": 0.5, "area": [0.3, 0.02]}),
+     ["dataset_settings.digits.augment.erase.area", "min <= max"]),
+    ("erase-without-p", _set("dataset_settings.digits.augment.erase", {"area": [0.02, 0.3]}),
+     ["dataset_settings.digits.augment.erase", "'p'"]),
+    ("crop-zero", _set("dataset_settings.digits.augment.crop", 0), ["dataset_settings.digits.augment.crop", "0"]),
+    ("reference-missing", _set("reference", "config/reference/nope.yaml"),
+     ["'reference'", "nope.yaml", "does not exist"]),
+    ("paired-baseline-not-in-grid", _set("paired_baseline", "focal"), ["'paired_baseline'", "'focal'", "cosine"]),
     ("missing-required", _drop("seeds"), ["'seeds'", "required"]),
 ]
 
@@ -188,3 +215,46 @@ def test_whole_floats_are_rejected_where_integers_are_required(config, mutate):
     mutate(config)
     with pytest.raises(ConfigError):
         validate(config)
+
+
+# --------------------------------------------------------------------------- grid shapes
+
+
+def test_sgdr_epochs_at_a_cycle_end_validate(config):
+    config["train"]["schedule"] = {"name": "sgdr", "first_cycle": 2, "cycle_mult": 2}
+    for epochs in (2, 6, 14):
+        config["train"]["epochs"] = epochs
+        validate(config)
+
+
+def test_per_dataset_losses_spc_and_hierarchies_shape_the_cells(config):
+    config["losses"] = ["softmax_ce", "cosine", "cosine_semantic", "cosine_ce_semantic"]
+    ds = config["dataset_settings"]["digits"]
+    ds["hierarchies"] = ["flat", "deep"]
+    ds["losses"] = ["cosine_semantic", "softmax_ce"]       # order follows the top-level list
+    ds["samples_per_class"] = ["all", 5]
+    ds["train"]["lr"] = {"softmax_ce": 0.05, "cosine_semantic": 0.3, "cosine_semantic-deep": 0.7}
+    validate(config)
+    grid = cells(config)
+    assert {c[1] for c in grid} == {"softmax_ce", "cosine_semantic-flat", "cosine_semantic-deep"}
+    assert {c[2] for c in grid} == {5, "all"}
+    assert len(grid) == 3 * 2 * 3
+    assert table_rows(config) == ["softmax_ce", "cosine_semantic-flat", "cosine_semantic-deep"]
+    # lr: by label, then loss name, then default
+    assert train_settings(config, "digits", "cosine_semantic-deep")["lr"] == 0.7
+    assert train_settings(config, "digits", "cosine_semantic-flat")["lr"] == 0.3
+    settings = cell_settings(config, "digits", "cosine_semantic-flat")
+    assert settings["hierarchy"] == "flat"
+    assert settings["embeddings"] == "results/embeddings/digits/flat.npy"
+    assert "embeddings" not in cell_settings(config, "digits", "softmax_ce")
+    assert cell_dir("digits", "cosine_semantic-flat", 5, 0) == "results/cells/digits/cosine_semantic-flat/spc5/seed0"
+
+
+def test_loss_names_cannot_be_confused_with_labels():
+    """Registered names never contain '-', so '<loss>-<hierarchy>' splits one way only."""
+    from benchmark.losses import LOSSES, SEMANTIC, split_label
+
+    assert all(re.fullmatch(r"[a-z0-9_]+", name) for name in LOSSES)
+    assert set(LOSSES) >= SEMANTIC
+    assert split_label("cosine_ce_semantic-cub_wikispecies") == ("cosine_ce_semantic", "cub_wikispecies")
+    assert split_label("cosine_ce") == ("cosine_ce", None)

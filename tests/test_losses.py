@@ -358,7 +358,8 @@ def test_cosine_scores_are_normalised_output_times_embeddings():
 def test_build_loss_for_every_registered_name(name):
     module_name, _, class_name = LOSSES[name].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    loss = build_loss(name, num_classes=5, embed_dim=5)
+    extra = {"class_counts": [3, 1, 4, 1, 5]} if getattr(cls, "needs_class_counts", False) else {}
+    loss = build_loss(name, num_classes=5, embed_dim=5, **extra)
     assert type(loss) is cls
     assert isinstance(loss, Loss)
     assert cls.output_dim(5) == 5
@@ -382,7 +383,7 @@ def test_build_loss_passes_settings_and_rejects_unknown():
 
 
 # Constructor arguments the trainer supplies itself; every other one is a config loss_settings key.
-NOT_CONFIGURABLE = ("self", "num_classes", "embed_dim", "class_embeddings")
+NOT_CONFIGURABLE = ("self", "num_classes", "embed_dim", "class_embeddings", "class_counts")
 
 
 def _constructor_settings(name: str) -> dict[str, inspect.Parameter]:
@@ -392,13 +393,23 @@ def _constructor_settings(name: str) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in params.items() if k not in NOT_CONFIGURABLE}
 
 
+def _resolve(schema: dict, entry: dict) -> dict:
+    """A schema entry with its local '$ref' ("#/definitions/x") followed."""
+    if "$ref" not in entry:
+        return entry
+    node = schema
+    for part in entry["$ref"].removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
 def test_schema_loss_settings_match_constructors():
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     entries = schema["properties"]["loss_settings"]["properties"]
     assert schema["properties"]["loss_settings"]["additionalProperties"] is False
     assert set(entries) == set(LOSSES), "every registered loss needs a loss_settings entry, and no others"
     for name in LOSSES:
-        entry = entries[name]
+        entry = _resolve(schema, entries[name])
         assert entry.get("additionalProperties") is False, name
         assert set(entry.get("properties", {})) == set(_constructor_settings(name)), name
 

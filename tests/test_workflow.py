@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -76,15 +74,17 @@ def test_tiny_grid_end_to_end(repo_copy: Path) -> None:
 
     # DVC prepared the data to exactly the hashes pinned in the committed dvc.lock
     assert (repo / "dvc.lock").read_text() == locked
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=repo, env=workflow_env(repo),
+    # (only digits' stage: the downloaded datasets' stages have never run in this copy)
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "prepare@digits"], cwd=repo, env=workflow_env(repo),
                             capture_output=True, text=True, check=True)
     assert "up to date" in status.stdout
 
-    # MLflow: one run per cell with per-epoch curves, and one summary run with the artefacts
+    # MLflow: a grid run holding the artefacts, with one child run per cell and its per-epoch curves
     runs = mlflow_runs(repo, "tiny")
     cell_runs = [r for r in runs if r.data.tags.get("kind") == "cell"]
-    summary = [r for r in runs if r.data.tags.get("kind") == "summary"]
+    summary = [r for r in runs if r.data.tags.get("kind") == "grid"]
     assert len(cell_runs) == 8 and len(summary) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in cell_runs} == {summary[0].info.run_id}
     run = cell_runs[0]
     assert {"test_accuracy", "train_loss", "lr"} <= set(run.data.metrics)
     assert run.data.params["train.epochs"] == "2"
@@ -100,16 +100,19 @@ def test_tiny_grid_end_to_end(repo_copy: Path) -> None:
     again = snakemake(repo, "-n", "--cores", "2", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # a loss's config change reruns only that loss's cells
-    changed = yaml.safe_load(config.read_text())
+    # a change to one loss's config reruns only that loss's cells (dry run)
+    original = config.read_text()
+    changed = yaml.safe_load(original)
     changed["dataset_settings"]["digits"]["train"]["lr"]["cosine"] = 0.25
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     dry = snakemake(repo, "-n", "--cores", "2", "--configfile", str(config))
     assert sorted(scheduled_cells(dry.stdout)) == ["cosine"] * 4
+    config.write_text(original)
 
-    # touching one loss's code reruns only that loss's cells, and MLflow keeps one run per cell
-    time.sleep(1)
-    os.utime(repo / "benchmark/losses/cosine.py")
+    # a change to one loss's code reruns only that loss's cells, and MLflow keeps one run per cell
+    # (Snakemake compares input checksums: a bare `touch` without a content change reruns nothing)
+    source = repo / "benchmark/losses/cosine.py"
+    source.write_text(source.read_text() + "\n# edited by the test\n")
     before = cell_files(repo)
     snakemake(repo, "--cores", "2", "--configfile", str(config))
     after = cell_files(repo)
@@ -142,6 +145,7 @@ def test_bad_config_stops_before_any_job(repo_copy: Path) -> None:
     result = snakemake(repo_copy, "--cores", "1", "--configfile", str(bad), check=False)
     assert result.returncode != 0
     message = [line for line in (result.stdout + result.stderr).splitlines() if "config error" in line]
-    assert message == ["config error at 'losses[1]': 'cosin' is unknown; allowed: cosine, cosine_ce, "
-                       "label_smoothing, mse, softmax_ce"]
+    assert len(message) == 1
+    assert message[0].startswith("config error at 'losses[1]': 'cosin' is unknown; allowed: ")
+    assert "cosine, cosine_ce" in message[0]
     assert not (repo_copy / "logs").exists() and not (repo_copy / "results" / "cells").exists()

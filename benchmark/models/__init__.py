@@ -7,6 +7,8 @@ from benchmark.registry import resolve
 
 MODELS: dict[str, str] = {
     "small_cnn": "benchmark.models.small_cnn:SmallCNN",
+    "resnet50": "benchmark.models.resnet:resnet50",
+    "cifar_resnet110_wide": "benchmark.models.resnet:cifar_resnet110_wide",
 }
 
 

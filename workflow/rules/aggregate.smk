@@ -5,6 +5,7 @@ rule aggregate:
     input:
         cells=all_cells(),
         tracking=ancient(TRACKING),
+        reference=reference_files(),
     output:
         table=report(f"results/tables/{GRID}.md", caption="../report/table.rst", category="Tables"),
         latex=f"results/tables/{GRID}.tex",

@@ -3,9 +3,9 @@ import json
 import os
 import sys
 
-from benchmark.config import ConfigError, cell_dir, cell_settings, cells, validate
+from benchmark.config import ConfigError, cell_dir, cell_settings, cells, hierarchy_path, validate
 from benchmark.device import cuda_requested
-from benchmark.losses import LOSSES
+from benchmark.losses import LOSSES, split_label
 from benchmark.models import MODELS
 from benchmark.registry import source_file
 
@@ -24,7 +24,8 @@ TRACKING = f"results/tracking/{GRID}.json"
 # Code every cell depends on; a loss's or model's own file is added per cell (touching a loss's
 # file reruns only that loss's cells).
 CORE_CODE = [
-    f"benchmark/{name}.py" for name in ("train", "evaluate", "augment", "schedules", "data/subsets", "data/prepared")
+    f"benchmark/{name}.py"
+    for name in ("train", "evaluate", "augment", "schedules", "validation", "data/subsets", "data/prepared")
 ]
 
 
@@ -42,7 +43,22 @@ def all_outputs():
 
 def cell_code(wildcards):
     settings = cell_settings(config, wildcards.dataset, wildcards.loss)
-    return [*CORE_CODE, source_file(LOSSES, wildcards.loss), source_file(MODELS, settings["model"])]
+    loss = split_label(wildcards.loss)[0]
+    return [*CORE_CODE, source_file(LOSSES, loss), source_file(MODELS, settings["model"])]
+
+
+def cell_embeddings(wildcards):
+    """The cached class embeddings a semantic cell trains with (none for other losses)."""
+    settings = cell_settings(config, wildcards.dataset, wildcards.loss)
+    return [settings["embeddings"]] if "embeddings" in settings else []
+
+
+def embedding_class_ids(wildcards):
+    return config["dataset_settings"][wildcards.dataset].get("class_ids", "labels")
+
+
+def reference_files():
+    return [config["reference"]] if "reference" in config else []
 
 
 def cell_settings_json(wildcards):

@@ -23,6 +23,7 @@ rule train_cell:
         data="data/prepared/{dataset}",
         tracking=ancient(TRACKING),
         code=cell_code,
+        embeddings=cell_embeddings,
     output:
         "results/cells/{dataset}/{loss}/spc{spc}/seed{seed}/metrics.json",
     log:
