@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -86,22 +87,48 @@ def _spc(value: str) -> int | str:
     return value if value == "all" else int(value)
 
 
+def _claim_gpu(args: argparse.Namespace):
+    """Pin this cell to one GPU slot before torch starts CUDA; None where there is nothing to pin.
+
+    Under SLURM the scheduler already gives each job its own GPU (CUDA_VISIBLE_DEVICES).
+    """
+    from benchmark.device import cuda_requested
+    from benchmark.gpus import claim_gpu, visible_gpus
+
+    if "SLURM_JOB_ID" in os.environ or not cuda_requested(args.device) or not visible_gpus():
+        return None
+    return claim_gpu(visible_gpus(), cells_per_gpu=args.cells_per_gpu)
+
+
 def _train(args: argparse.Namespace) -> None:
+    claim = _claim_gpu(args)  # held until the process ends; the kernel frees it however it ends
+    from benchmark import checkpoint
     from benchmark.io import write_json
     from benchmark.provenance import provenance
     from benchmark.train import Cell, train_cell
 
+    checkpoint.install_sigterm_handler()
     settings = json.loads(args.settings)
     cell = Cell(args.dataset, args.loss, _spc(args.spc), args.seed)
-    metrics = train_cell(cell, {**settings, "device": args.device, "threads": args.threads}, Path(args.data))
+    saved = Path(args.checkpoint) if args.checkpoint else None
+    try:
+        metrics = train_cell(cell, {**settings, "device": args.device, "threads": args.threads}, Path(args.data),
+                             saved, args.checkpoint_every)
+    except checkpoint.Preempted as stop:
+        print(f"{cell.key}: {stop}", file=sys.stderr, flush=True)
+        sys.exit(checkpoint.EXIT_PREEMPTED)
     metrics["settings"] = settings
     metrics["provenance"] = provenance(metrics["device"])
+    if claim is not None:
+        metrics["provenance"]["gpu"] = claim.gpu
     if args.tracking:
         from benchmark.tracking import log_cell
 
         tracking = json.loads(Path(args.tracking).read_text())
         metrics["mlflow_run_id"] = log_cell(tracking["experiment"], metrics, settings)
     write_json(Path(args.out), metrics)  # last: its existence means the cell is complete
+    if saved is not None:
+        saved.unlink(missing_ok=True)
     print(f"{cell.key}: {metrics['status']}, test accuracy {metrics['test_accuracy']:.4f}, "
           f"{metrics['wall_time_s']:.1f} s on {metrics['device']}")
 
@@ -189,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tracking", help="JSON written by tracking-init; omit to skip MLflow")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cells-per-gpu", type=int, default=1, help="cells packed on one GPU at once")
+    p.add_argument("--checkpoint", help="resume from / save to this file (SIGTERM saves and exits with 75)")
+    p.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between periodic checkpoints")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("embed", help="class embeddings of a dataset from a class hierarchy (unitsphere)")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark import checkpoint
 from benchmark.augment import augment, eval_view
 from benchmark.data.prepared import Prepared, data_hash, load_prepared
 from benchmark.data.subsets import draw_subset, stable_seed
@@ -64,15 +65,29 @@ class DeviceData:
         return (x - self.mean) / self.std
 
 
-def batch_stream(subset: np.ndarray, batch_size: int, generator: torch.Generator, device: torch.device):
-    """Endless batches over repeated, freshly shuffled passes through `subset`."""
-    subset_t = torch.from_numpy(subset)
-    buffer = torch.empty(0, dtype=torch.int64)
-    while True:
-        while buffer.numel() < batch_size:
-            buffer = torch.cat([buffer, subset_t[torch.randperm(subset_t.numel(), generator=generator)]])
-        yield buffer[:batch_size].to(device, non_blocking=True)
-        buffer = buffer[batch_size:]
+class BatchStream:
+    """Endless batches over repeated, freshly shuffled passes through `subset`; its state can be saved."""
+
+    def __init__(self, subset: np.ndarray, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.subset = torch.from_numpy(subset)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.device = device
+        self.buffer = torch.empty(0, dtype=torch.int64)
+
+    def __next__(self) -> torch.Tensor:
+        while self.buffer.numel() < self.batch_size:
+            order = torch.randperm(self.subset.numel(), generator=self.generator)
+            self.buffer = torch.cat([self.buffer, self.subset[order]])
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
+        return batch.to(self.device, non_blocking=True)
+
+    def state(self) -> dict:
+        return {"buffer": self.buffer.clone(), "generator": self.generator.get_state()}
+
+    def restore(self, state: dict) -> None:
+        self.buffer = state["buffer"]
+        self.generator.set_state(state["generator"])
 
 
 def steps_per_epoch(settings: dict, pool_size: int) -> int:
@@ -138,8 +153,14 @@ def predict_images(model, loss, data: DeviceData, idx: np.ndarray, settings: dic
         return predict(model, loss, batches)
 
 
-def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
-    """Train one cell and return its metrics (see metrics.json's layout in the README)."""
+def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path | None = None,
+               checkpoint_every_s: float = 600.0) -> dict:
+    """Train one cell and return its metrics (see metrics.json's layout in the README).
+
+    With `checkpoint_path`, a checkpoint there from an interrupted run of the same cell is resumed;
+    one is saved on SIGTERM (then `Preempted` is raised) and every `checkpoint_every_s` at an
+    epoch's end, so a crash loses at most that much work.
+    """
     started = time.perf_counter()
     torch.set_num_threads(int(settings.get("threads", 1)))
     device = resolve_device(settings.get("device", "auto"))
@@ -170,7 +191,7 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
     data = DeviceData(prepared, device)
     generator = torch.Generator().manual_seed(stable_seed("order", *asdict(cell).values()))
     aug_generator = torch.Generator(device=device).manual_seed(stable_seed("augment", *asdict(cell).values()))
-    stream = batch_stream(train_idx, train["batch_size"], generator, device)
+    stream = BatchStream(train_idx, train["batch_size"], generator, device)
     steps = steps_per_epoch(train, prepared.train_idx.size)
     autocast = device.type == "cuda" and settings.get("precision", "auto") in ("auto", "bf16")
     aug = settings.get("augment", {})
@@ -182,23 +203,50 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
     if val_idx.size:
         curves["val_accuracy"] = []
     best = {"accuracy": -1.0, "epoch": None, "state": None}
-    status = "ok"
-    for epoch in range(train["epochs"]):
+    loop = {"epoch": 0, "step": 0, "loss_sum": 0.0, "elapsed_s": 0.0, "status": "ok"}
+    key = checkpoint.fingerprint(asdict(cell), {k: v for k, v in settings.items() if k != "threads"},
+                                 data_hash(prepared.metadata))
+
+    def snapshot() -> dict:
+        return {"fingerprint": key, "model": model.state_dict(), "loss": loss.state_dict(),
+                "optimizer": optimizer.state_dict(), "stream": stream.state(), "augment": aug_generator.get_state(),
+                "loop": {**loop, "elapsed_s": loop["elapsed_s"] + time.perf_counter() - started},
+                "curves": curves, "best": best}
+
+    resumed = checkpoint.load(checkpoint_path, key) if checkpoint_path else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        loss.load_state_dict(resumed["loss"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        stream.restore(resumed["stream"])
+        aug_generator.set_state(resumed["augment"])
+        loop, curves, best = resumed["loop"], resumed["curves"], resumed["best"]
+        print(f"{cell.key}: resuming from {checkpoint_path} at epoch {loop['epoch']}, step {loop['step']}",
+              flush=True)
+    last_save = time.monotonic()
+    while loop["epoch"] < train["epochs"] and loop["status"] == "ok":
+        epoch = loop["epoch"]
         lr = learning_rate(epoch, train["epochs"], train["lr"], train["schedule"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
         loss.train()
-        loss_sum = torch.zeros((), device=device)
-        for _ in range(steps):
+        loss_sum = torch.tensor(loop["loss_sum"], device=device)
+        for step in range(loop["step"], steps):
+            if checkpoint_path and checkpoint.stop_requested():
+                loop.update(step=step, loss_sum=float(loss_sum))
+                checkpoint.save(checkpoint_path, snapshot())
+                raise checkpoint.Preempted(checkpoint_path, epoch, step, checkpoint.seconds_since_stop_request())
             idx = next(stream)
             x = data.normalise(augment(data.pixels(idx), aug, aug_generator)).contiguous(memory_format=memory_format)
             loss_sum += train_step(model, loss, optimizer, x, data.labels[idx], train["grad_clip_norm"], autocast)
+        loop.update(epoch=epoch + 1, step=0, loss_sum=0.0)
         epoch_loss = float(loss_sum) / steps
         curves["train_loss"].append(epoch_loss)
         curves["lr"].append(lr)
+        print(f"{cell.key}: epoch {epoch + 1}/{train['epochs']} train loss {epoch_loss:.4f}", flush=True)
         if not math.isfinite(epoch_loss):
-            status = "diverged"
+            loop["status"] = "diverged"
             break
         if val_idx.size:
             val_accuracy = accuracy(predict_images(model, loss, data, val_idx, settings, autocast), val_target)
@@ -209,6 +257,10 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
                     best["state"] = copy.deepcopy((model.state_dict(), loss.state_dict()))
             elif patience and epoch - best["epoch"] >= patience:
                 break
+        if checkpoint_path and time.monotonic() - last_save >= checkpoint_every_s:
+            checkpoint.save(checkpoint_path, snapshot())
+            last_save = time.monotonic()
+    status = loop["status"]
 
     if select == "best_val" and best["state"] is not None:
         model.load_state_dict(best["state"][0])
@@ -235,7 +287,8 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path) -> dict:
         "train_images": int(train_idx.size),
         "num_classes": num_classes,
         "curves": curves,
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": loop["elapsed_s"] + time.perf_counter() - started,
+        "resumed": resumed is not None,
         "device": str(device),
         "data_hash": data_hash(prepared.metadata),
     }

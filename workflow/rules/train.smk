@@ -1,5 +1,6 @@
 # One job per cell (dataset, loss, samples per class, seed); each writes metrics.json last and
-# logs one MLflow run.
+# logs one MLflow run. A CUDA cell on a multi-GPU machine claims its own GPU (benchmark/gpus.py);
+# `--resources gpu=N` bounds how many run at once.
 
 
 rule tracking_init:
@@ -37,6 +38,9 @@ rule train_cell:
         python=PYTHON,
         settings=cell_settings_json,
         device=config.get("device", "auto"),
+        cells_per_gpu=config.get("cells_per_gpu", 1),
+        # survives a failed or preempted job (it is not an output): the next run resumes from it
+        checkpoint=lambda w: f"{cell_dir(w.dataset, w.loss, w.spc, w.seed)}/checkpoint.pt",
     threads: config.get("threads", 1)
     resources:
         gpu=1 if cuda_requested(config.get("device", "auto")) else 0,
@@ -44,4 +48,5 @@ rule train_cell:
         "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
         " --spc {wildcards.spc} --seed {wildcards.seed} --settings {params.settings:q}"
         " --data {input.data} --out {output} --tracking {input.tracking}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --cells-per-gpu {params.cells_per_gpu}"
+        " --checkpoint {params.checkpoint} > {log} 2>&1"
