@@ -21,7 +21,6 @@ listed file exists catch that case.)
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
@@ -34,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from benchmark.data.errors import DataError
+from benchmark.io import swap_in_dir
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _CHUNK = 1 << 20
@@ -83,7 +83,7 @@ def extract(archive: Path, target: Path, *, dataset: str | None = None) -> Path:
         members = _zip_members(archive) if archive.name.lower().endswith(".zip") else _tar_members(archive)
         for parts, kind, stream in members:
             _write(staging, parts, kind, stream, label)
-        _swap_in(staging, target)
+        swap_in_dir(staging, target)
     except _Unsafe as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise DataError(
@@ -168,21 +168,3 @@ def _zip_members(archive: Path) -> Iterator[tuple[tuple[str, ...], str, BinaryIO
                     yield parts, "file", stream
             else:
                 raise _Unsafe(f"member {info.filename!r} is a device file, FIFO or other special file")
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace `target` by `staging` with renames only; the old folder goes only at the end."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        if old is not None:
-            os.rename(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.io import swap_in_dir
 
 ARRAYS = ("images", "labels", "train_idx", "test_idx")
 # Pixels per channel histogrammed at once: bounds the temporary copies (about 9 bytes a pixel).
@@ -97,7 +98,7 @@ def write_prepared(
             np.save(staging / f"{key}.npy", np.ascontiguousarray(array), allow_pickle=False)
         metadata["sha256"] = {key: sha256_file(staging / f"{key}.npy") for key in ARRAYS}
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        _swap_in(staging, out_dir)
+        swap_in_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -137,22 +138,6 @@ def channel_stats(images: np.ndarray, idx: np.ndarray, chunk_pixels: int = STATS
         mean.append(float(np.round(float(mu), 6)))  # numpy's rounding, as these files always had
         std.append(float(np.round(np.sqrt(float(var)), 6)))
     return mean, std
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by `staging` with renames only, keeping the old folder until the end."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
-        os.rename(out_dir, old)
-    try:
-        os.rename(staging, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def data_hash(metadata: dict) -> str:
