@@ -55,6 +55,12 @@ def test_every_hierarchy_has_a_stage_and_settings():
         assert url.endswith(entry["path"]) and len(entry["md5"]) == 32 and len(entry["sha256"]) == 64
     coarse = stage_writing("data/hierarchies/cifar100_coarse.txt", DVC_YAML)
     assert coarse.prepared == ["data/prepared/cifar100"]
+    # NABirds' taxonomy comes from its downloaded archive, not from a URL or the prepared images
+    nab = stage_writing("data/hierarchies/nabirds.txt", DVC_YAML)
+    assert nab.name == "hierarchy_nabirds" and nab.upstream == ["data/raw/nabirds"] and nab.prepared == []
+    assert "benchmark/data/nabirds_hierarchy.py" in nab.code and all((REPO / p).is_file() for p in nab.code)
+    assert "python -m benchmark.data.nabirds_hierarchy --raw data/raw/nabirds" in json.loads(nab.definition)["cmd"]
+    assert "nabirds" not in HIERARCHIES and "nabirds" not in params["hierarchies"]
     assert source("cub_flat", {"url": "http://mirror/x"})["url"] == "http://mirror/x"
     with pytest.raises(DataError, match="unknown settings"):
         source("cub_flat", {"sha1": "x"})

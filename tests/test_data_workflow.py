@@ -32,6 +32,7 @@ from fixtures.http import Fault, serve
 from benchmark.data import dataset_module
 from benchmark.data.hierarchies import HIERARCHIES
 from benchmark.data.prepared import load_prepared
+from benchmark.hierarchy import parse_hierarchy
 
 pytestmark = pytest.mark.slow
 
@@ -459,3 +460,36 @@ def test_hierarchy_checks(www, server, tmp_path):
     result = dvc(repo, "repro", "hierarchy@cub_flat", check=False)
     assert "not a class hierarchy of the 200 classes" in result.stderr and "leaves 0 are not class ids" in result.stderr
     assert not (repo / "data" / "hierarchies" / "cub_flat.txt").exists()
+
+
+def test_nabirds_hierarchy_stage(www, server, tmp_path):
+    """hierarchy_nabirds: the archive's taxonomy as a tree over the prepared class ids, through DVC."""
+    folder, fixtures = www
+    fixture = fixtures["nabirds"]
+    repo = copy_repo(tmp_path / "repo")
+    configure(repo, www, server.base, ["nabirds"])
+    out = repo / "data" / "hierarchies" / "nabirds.txt"
+    result = dvc(repo, "repro", "--pull", "prepare_raw@nabirds", "hierarchy_nabirds")
+    assert "Running stage 'hierarchy_nabirds'" in result.stdout
+
+    class_ids = load_prepared(repo / "data" / "prepared" / "nabirds", mmap_mode="r").metadata["class_ids"]
+    hierarchy = parse_hierarchy(out, len(class_ids), class_ids)  # as the embeddings read it
+    assert sorted((p, c) for c, p in hierarchy.parent.items()) == sorted(fixture.extra["hierarchy_edges"])
+    run(repo, "benchmark", "embed", "--hierarchy", "data/hierarchies/nabirds.txt", "--data", "data/prepared/nabirds",
+        "--class-ids", "metadata", "--out", "results/embeddings/nabirds/nabirds.npy")
+    assert np.load(repo / "results" / "embeddings" / "nabirds" / "nabirds.npy").shape == (3, 3)
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    deps = {d["path"]: d["md5"] for d in lock["hierarchy_nabirds"]["deps"]}
+    assert deps["data/raw/nabirds"] == lock["download@nabirds"]["outs"][0]["md5"]
+    assert "Running stage" not in dvc(repo, "repro", "--pull", "hierarchy_nabirds").stdout
+
+    # an archive without hierarchy.txt: one error line naming the file, and no hierarchy file
+    manual = repo / "data" / "manual" / "nabirds" / "nabirds.tar.gz"
+    md5 = filtered_tar(folder / "nabirds.tar.gz", manual, "nabirds/hierarchy.txt")
+    edit_settings(repo, "nabirds", sources={"nabirds.tar.gz": {"md5": md5}})
+    result = dvc(repo, "repro", "hierarchy_nabirds", check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("data error:")]
+    assert result.returncode != 0 and len(errors) == 1, result.stderr
+    assert "dataset nabirds: hierarchy.txt is missing" in errors[0] and "Traceback" not in result.stderr
+    assert not out.exists()

@@ -147,7 +147,7 @@ def test_nabirds_manual_file(tmp_path, www):
     assert not (tmp_path / "raw" / "nabirds" / "nabirds.tar.gz").exists()  # extracted in place, not copied
     built = nabirds.build(settings)
     check_built(built, fixtures["nabirds"])
-    assert built["extra"]["class_ids"] == fixtures["nabirds"].extra["class_ids"]  # leaf 400 has no images
+    assert built["extra"]["class_ids"] == fixtures["nabirds"].extra["class_ids"]  # leaves 313, 611, 964 have no images
     assert built["extra"]["source_files"]["nabirds.tar.gz"]["manual"] is True
 
 

@@ -58,11 +58,14 @@ def test_paper_grid_cells_and_losses_per_dataset():
     assert labels["cub"] == ONE_HOT + [f"{loss}-{h}" for loss in SEMANTIC
                                        for h in ("cub_flat", "cub_wikispecies", "cub_balanced")]
     assert labels["cifar100"] == ONE_HOT + [f"{loss}-cifar100" for loss in SEMANTIC]
+    assert labels["nabirds"] == ONE_HOT + [f"{loss}-nabirds" for loss in SEMANTIC]  # its own taxonomy
+    assert config["dataset_settings"]["nabirds"]["class_ids"] == "metadata"  # leaves are NABirds' ids
     for d in ("cars", "flowers", "mit67"):  # Table 2 has no semantic results for them
         assert labels[d] == ONE_HOT
-    assert labels["nabirds"] == ONE_HOT  # no NABirds hierarchy file yet (see config/paper.yaml)
-    assert sum(map(len, labels.values())) == 38
-    assert len(cells(config)) == 38 * 3 == len(set(cells(config)))
+    # 5 one-hot losses on each of the 6 datasets, plus the 2 semantic losses once per hierarchy:
+    # CUB 3 (Table 3's flat, Wikispecies, deep), NABirds 1, CIFAR-100 1: 30 + 2 * 5 = 40 labels
+    assert sum(map(len, labels.values())) == 40
+    assert len(cells(config)) == 40 * 3 == len(set(cells(config)))
 
 
 @pytest.mark.usefixtures("paper_datasets")
@@ -150,7 +153,7 @@ def test_claim_digits_grid():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("configfiles,train_cells,embeddings", [
-    (["config/paper.yaml"], 114, 4),
+    (["config/paper.yaml"], 120, 5),  # embeddings: 3 CUB hierarchies, NABirds, CIFAR-100
     (["config/paper_size.yaml"], 210, 2),
     (["config/paper.yaml", "config/paper_table3.yaml"], 24, 3),
 ], ids=["paper", "paper_size", "paper_table3"])
