@@ -149,3 +149,24 @@ def test_bad_config_stops_before_any_job(repo_copy: Path) -> None:
     assert message[0].startswith("config error at 'losses[1]': 'cosin' is unknown; allowed: ")
     assert "cosine, cosine_ce" in message[0]
     assert not (repo_copy / "logs").exists() and not (repo_copy / "results" / "cells").exists()
+
+
+def test_keep_going_leaves_finished_cells_usable_and_failed_ones_missing(repo_copy: Path) -> None:
+    """One loss crashes; --keep-going finishes the others, and the table names the failed cells missing."""
+    repo = repo_copy
+    config = write_config(repo, "broken", grid="broken", losses=["softmax_ce", "mse"], samples_per_class=[5],
+                          seeds=[0, 1])
+    data = yaml.safe_load(config.read_text())
+    data["train"]["epochs"] = 1
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    source = repo / "benchmark/losses/mse.py"
+    source.write_text(source.read_text().replace("return (output.float() - onehot)",
+                                                 "raise RuntimeError('injected failure')\n        return (output"))
+    result = snakemake(repo, "--cores", "2", "--keep-going", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert sorted(p.split("/")[3] for p in cell_files(repo)) == ["softmax_ce", "softmax_ce"]
+    assert not list((repo / "results/cells/digits/mse").rglob("*.json"))  # nothing that looks finished
+    subprocess.run([sys.executable, "-m", "benchmark", "aggregate", "--config", str(config)], cwd=repo,
+                   env=workflow_env(repo), check=True, capture_output=True)
+    table = (repo / "results/tables/broken.md").read_text()
+    assert "| mse | missing |" in table and "(n=2)" in table
