@@ -95,9 +95,10 @@ def _claim_gpu(args: argparse.Namespace):
     from benchmark.device import cuda_requested
     from benchmark.gpus import claim_gpu, visible_gpus
 
-    if "SLURM_JOB_ID" in os.environ or not cuda_requested(args.device) or not visible_gpus():
+    gpus = visible_gpus()
+    if "SLURM_JOB_ID" in os.environ or not cuda_requested(args.device) or not gpus:
         return None
-    return claim_gpu(visible_gpus(), cells_per_gpu=args.cells_per_gpu)
+    return claim_gpu(gpus, cells_per_gpu=args.cells_per_gpu)
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -58,10 +58,12 @@ def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.Complete
     return result
 
 
-def write_config(repo: Path, name: str, **overrides) -> Path:
-    """config/<name>.yaml: the default config with `overrides` applied at the top level."""
+def write_config(repo: Path, name: str, epochs: int | None = None, **overrides) -> Path:
+    """config/<name>.yaml: the default config with `overrides` applied at the top level (and train.epochs)."""
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     config.update(overrides)
+    if epochs is not None:
+        config["train"]["epochs"] = epochs
     path = repo / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

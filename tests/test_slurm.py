@@ -47,11 +47,7 @@ def cluster(tmp_path: Path):
 
 
 def grid_config(repo: Path) -> Path:
-    path = write_config(repo, "slurm", **GRID)
-    config = yaml.safe_load(path.read_text())
-    config["train"]["epochs"] = 1
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_config(repo, "slurm", epochs=1, **GRID)
 
 
 def site_profile(repo: Path) -> Path:

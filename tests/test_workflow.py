@@ -22,11 +22,7 @@ TINY = {
 
 
 def tiny_config(repo: Path) -> Path:
-    path = write_config(repo, "tiny", **TINY)
-    config = yaml.safe_load(path.read_text())
-    config["train"]["epochs"] = 2
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_config(repo, "tiny", epochs=2, **TINY)
 
 
 def cell_files(repo: Path) -> dict[str, float]:
@@ -154,11 +150,8 @@ def test_bad_config_stops_before_any_job(repo_copy: Path) -> None:
 def test_keep_going_leaves_finished_cells_usable_and_failed_ones_missing(repo_copy: Path) -> None:
     """One loss crashes; --keep-going finishes the others, and the table names the failed cells missing."""
     repo = repo_copy
-    config = write_config(repo, "broken", grid="broken", losses=["softmax_ce", "mse"], samples_per_class=[5],
-                          seeds=[0, 1])
-    data = yaml.safe_load(config.read_text())
-    data["train"]["epochs"] = 1
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = write_config(repo, "broken", epochs=1, grid="broken", losses=["softmax_ce", "mse"],
+                          samples_per_class=[5], seeds=[0, 1])
     source = repo / "benchmark/losses/mse.py"
     source.write_text(source.read_text().replace("return (output.float() - onehot)",
                                                  "raise RuntimeError('injected failure')\n        return (output"))

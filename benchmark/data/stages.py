@@ -9,6 +9,7 @@ over a list, with `${item}` in strings.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,23 @@ class Stage:
         return [path for path in self.upstream if path.startswith("data/prepared/")]
 
 
+def _read_yaml(path: Path):
+    """The parsed YAML file, parsed once per version of the file.
+
+    The data rules ask for a stage 3 or 4 times per job while Snakemake builds the DAG; the cache
+    key includes the file's modification time and size, so an edited file is read again.
+    """
+    stat = Path(path).stat()
+    return _parse_yaml(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_yaml(path: str, mtime_ns: int, size: int):  # noqa: ARG001 (mtime and size key the cache)
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
 def _path(entry: str | dict) -> str:
     """A deps/outs entry is a path, or a one-key mapping {path: options}."""
     return entry if isinstance(entry, str) else next(iter(entry))
@@ -37,10 +55,8 @@ def _path(entry: str | dict) -> str:
 
 def expand(dvc_yaml: Path = DVC_YAML) -> dict[str, dict]:
     """Every stage by its DVC name ("prepare@digits") -> {"deps": [...], "outs": [...], "definition": ...}."""
-    import yaml
-
     stages = {}
-    for group, spec in (yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}).items():
+    for group, spec in (_read_yaml(dvc_yaml).get("stages") or {}).items():
         if "foreach" in spec:
             if not isinstance(spec["foreach"], list):
                 raise ValueError(f"{dvc_yaml}: stage {group}: only `foreach` over a list is understood here")
@@ -69,9 +85,7 @@ def stage_writing(path: str, dvc_yaml: Path = DVC_YAML) -> Stage:
 def params_json(*keys: str, params: Path = PARAMS) -> str:
     """The entry at `keys` of the params file as JSON (null when absent): a Snakemake params value,
     so that editing one dataset's settings reruns that dataset's job only."""
-    import yaml
-
-    entry = yaml.safe_load(Path(params).read_text()) or {}
+    entry = _read_yaml(params) or {}
     for key in keys:
         entry = entry.get(key) if isinstance(entry, dict) else None
     return json.dumps(entry, sort_keys=True)
