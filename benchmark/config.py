@@ -261,6 +261,8 @@ def cell_settings(config: dict, dataset: str, loss: str) -> dict:
         "train": train_settings(config, dataset, loss),
         "loss": config.get("loss_settings", {}).get(name, {}),
         "precision": config.get("precision", "auto"),
+        "compile": config.get("compile", False),
+        "deterministic": config.get("deterministic", False),
         "eval_batch_size": config.get("eval_batch_size", 1024),
     }
     if hierarchy is not None:
@@ -275,6 +277,15 @@ def load_config(path: Path) -> dict:
 
 def cell_dir(dataset: str, loss: str, spc, seed: int) -> str:
     return f"results/cells/{dataset}/{loss}/spc{spc}/seed{seed}"
+
+
+def seed_groups(config: dict) -> list[list[int] | None]:
+    """The seeds each training job trains in a row: [None] for one cell per job (`seeds_per_job: 1`)."""
+    size = config.get("seeds_per_job", 1)
+    if size == 1:
+        return [None]
+    seeds = config["seeds"]
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
 def cells(config: dict) -> list[tuple[str, str, object, int]]:

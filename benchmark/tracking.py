@@ -102,11 +102,14 @@ def log_cell(grid: str, metrics: dict, settings: dict) -> str:
         "data_hash": metrics["data_hash"],
         "device": metrics["device"],
         **_flatten("", metrics["provenance"], {}),
+        **_flatten("runtime", metrics.get("runtime", {}), {}),
     }
     series = [Metric(name, float(v), now, step) for name, values in metrics["curves"].items()
               for step, v in enumerate(values)]
     finals = [Metric(name, float(metrics[name]), now, 0)
               for name in ("test_accuracy", "test_balanced_accuracy", "wall_time_s")]
+    finals += [Metric(f"timing.{name}", float(value), now, 0)
+               for name, value in metrics.get("timing", {}).items() if value is not None]
 
     def log() -> str:
         _replace_runs(client, experiment_id, "cell", key)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from benchmark.evaluate import accuracy, balanced_accuracy, predict
 from benchmark.losses import build_loss, split_label
 from benchmark.models import build_model
 from benchmark.optim import SGD, clip_grad_norm
+from benchmark.runtime import Runtime, configure, prepare_model
 from benchmark.schedules import learning_rate
 from benchmark.validation import validation_split
 
@@ -63,6 +66,26 @@ class DeviceData:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def load_data(data_dir: Path, device: torch.device) -> tuple[Prepared, DeviceData]:
+    """The prepared dataset, read and moved to the device once per process (packed cells share it)."""
+    return _load_data(data_dir, device, (data_dir / "metadata.json").stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=1)
+def _load_data(data_dir: Path, device: torch.device, version: int) -> tuple[Prepared, DeviceData]:
+    prepared = load_prepared(data_dir)
+    return prepared, DeviceData(prepared, device)
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (its start time in /proc counts from boot; 0 where unavailable)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 class BatchStream:
@@ -143,14 +166,25 @@ def train_step(model, loss, optimizer: SGD, x: torch.Tensor, y: torch.Tensor, cl
     return value.detach()
 
 
-def predict_images(model, loss, data: DeviceData, idx: np.ndarray, settings: dict, autocast: bool) -> np.ndarray:
+def train_batch(data: DeviceData, idx: torch.Tensor, aug: dict, generator: torch.Generator,
+                runtime: Runtime) -> torch.Tensor:
+    """The normalised, augmented training batch of the images `idx`, in the runtime's layout."""
+    return data.normalise(augment(data.pixels(idx), aug, generator)).contiguous(memory_format=runtime.memory_format)
+
+
+def predict_images(model, loss, data: DeviceData, idx: np.ndarray, settings: dict, runtime: Runtime) -> np.ndarray:
     """Predicted classes of the images `idx`, seen as at test time (centre crop, no augmentation)."""
     idx_t = torch.from_numpy(idx).to(data.images.device)
     view = settings.get("augment", {})
-    batches = (data.normalise(eval_view(data.pixels(chunk), view))
+    batches = (data.normalise(eval_view(data.pixels(chunk), view)).contiguous(memory_format=runtime.memory_format)
                for chunk in idx_t.split(settings.get("eval_batch_size", 1024)))
-    with torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.autocast):
         return predict(model, loss, batches)
+
+
+def cell_fingerprint(cell: Cell, settings: dict, data_version: str) -> str:
+    """What a checkpoint must match to be resumed: the cell, its settings (bar threads) and its data."""
+    return checkpoint.fingerprint(asdict(cell), {k: v for k, v in settings.items() if k != "threads"}, data_version)
 
 
 def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path | None = None,
@@ -164,8 +198,9 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
     started = time.perf_counter()
     torch.set_num_threads(int(settings.get("threads", 1)))
     device = resolve_device(settings.get("device", "auto"))
+    runtime = configure(settings, device)
     train = settings["train"]
-    prepared = load_prepared(data_dir)
+    prepared, data = load_data(Path(data_dir), device)
     num_classes = prepared.num_classes
     subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.seed)
     fraction = train.get("validation_fraction", 0.0)
@@ -183,17 +218,14 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
     embed_dim = loss_args["class_embeddings"].shape[1] if hierarchy is not None else num_classes
     loss = build_loss(loss_name, num_classes=num_classes, embed_dim=embed_dim, class_counts=class_counts.tolist(),
                       **loss_args).to(device)
-    model = build_model(settings["model"], prepared.images.shape[-1], embed_dim).to(device)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = build_model(settings["model"], prepared.images.shape[-1], embed_dim)
+    forward = prepare_model(model, runtime)  # model itself keeps the state_dict keys; forward may be compiled
     optimizer = build_optimizer(model, loss, train)
 
-    data = DeviceData(prepared, device)
     generator = torch.Generator().manual_seed(stable_seed("order", *asdict(cell).values()))
     aug_generator = torch.Generator(device=device).manual_seed(stable_seed("augment", *asdict(cell).values()))
     stream = BatchStream(train_idx, train["batch_size"], generator, device)
     steps = steps_per_epoch(train, prepared.train_idx.size)
-    autocast = device.type == "cuda" and settings.get("precision", "auto") in ("auto", "bf16")
     aug = settings.get("augment", {})
     select = train.get("select", "last")
     patience = train.get("patience", 0)
@@ -204,8 +236,7 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
         curves["val_accuracy"] = []
     best = {"accuracy": -1.0, "epoch": None, "state": None}
     loop = {"epoch": 0, "step": 0, "loss_sum": 0.0, "elapsed_s": 0.0, "status": "ok"}
-    key = checkpoint.fingerprint(asdict(cell), {k: v for k, v in settings.items() if k != "threads"},
-                                 data_hash(prepared.metadata))
+    key = cell_fingerprint(cell, settings, data_hash(prepared.metadata))
 
     def snapshot() -> dict:
         return {"fingerprint": key, "model": model.state_dict(), "loss": loss.state_dict(),
@@ -214,6 +245,8 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
                 "curves": curves, "best": best}
 
     resumed = checkpoint.load(checkpoint_path, key) if checkpoint_path else None
+    if resumed is not None and "finished" in resumed:  # done by an earlier run of a pack (see __main__)
+        return resumed["finished"]
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         loss.load_state_dict(resumed["loss"])
@@ -224,6 +257,8 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
         print(f"{cell.key}: resuming from {checkpoint_path} at epoch {loop['epoch']}, step {loop['step']}",
               flush=True)
     last_save = time.monotonic()
+    timing = {"process_to_first_step_s": None, "train_s": 0.0}
+    train_started = time.perf_counter()
     while loop["epoch"] < train["epochs"] and loop["status"] == "ok":
         epoch = loop["epoch"]
         lr = learning_rate(epoch, train["epochs"], train["lr"], train["schedule"])
@@ -237,9 +272,12 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
                 loop.update(step=step, loss_sum=float(loss_sum))
                 checkpoint.save(checkpoint_path, snapshot())
                 raise checkpoint.Preempted(checkpoint_path, epoch, step, checkpoint.seconds_since_stop_request())
+            if timing["process_to_first_step_s"] is None:
+                timing["process_to_first_step_s"] = process_age_s()
             idx = next(stream)
-            x = data.normalise(augment(data.pixels(idx), aug, aug_generator)).contiguous(memory_format=memory_format)
-            loss_sum += train_step(model, loss, optimizer, x, data.labels[idx], train["grad_clip_norm"], autocast)
+            x = train_batch(data, idx, aug, aug_generator, runtime)
+            loss_sum += train_step(forward, loss, optimizer, x, data.labels[idx], train["grad_clip_norm"],
+                                   runtime.autocast)
         loop.update(epoch=epoch + 1, step=0, loss_sum=0.0)
         epoch_loss = float(loss_sum) / steps
         curves["train_loss"].append(epoch_loss)
@@ -249,7 +287,7 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
             loop["status"] = "diverged"
             break
         if val_idx.size:
-            val_accuracy = accuracy(predict_images(model, loss, data, val_idx, settings, autocast), val_target)
+            val_accuracy = accuracy(predict_images(forward, loss, data, val_idx, settings, runtime), val_target)
             curves["val_accuracy"].append(val_accuracy)
             if val_accuracy > best["accuracy"]:
                 best["accuracy"], best["epoch"] = val_accuracy, epoch
@@ -261,12 +299,15 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
             checkpoint.save(checkpoint_path, snapshot())
             last_save = time.monotonic()
     status = loop["status"]
+    timing["train_s"] = time.perf_counter() - train_started
 
     if select == "best_val" and best["state"] is not None:
         model.load_state_dict(best["state"][0])
         loss.load_state_dict(best["state"][1])
     tested_epoch = best["epoch"] if select == "best_val" and best["state"] is not None else len(curves["lr"]) - 1
-    pred = predict_images(model, loss, data, prepared.test_idx, settings, autocast)  # the one use of the test set
+    test_started = time.perf_counter()
+    pred = predict_images(forward, loss, data, prepared.test_idx, settings, runtime)  # the one use of the test set
+    timing["test_s"] = time.perf_counter() - test_started
     target = prepared.labels[prepared.test_idx]
     metrics = {
         "cell": asdict(cell),
@@ -290,6 +331,8 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
         "wall_time_s": loop["elapsed_s"] + time.perf_counter() - started,
         "resumed": resumed is not None,
         "device": str(device),
+        "runtime": runtime.describe(),
+        "timing": timing,
         "data_hash": data_hash(prepared.metadata),
     }
     if embeddings_info is not None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 SCRIPTS = REPO / "tests" / "slurm"
 GRID = {"grid": "slurm", "losses": ["softmax_ce", "cosine"], "samples_per_class": [5], "seeds": [0, 1],
-        "device": "cpu"}
+        "device": "cpu", "seeds_per_job": 1}  # one sbatch array task per cell
 
 
 def _ensure_slurm() -> None:

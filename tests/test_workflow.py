@@ -18,6 +18,7 @@ TINY = {
     "losses": ["softmax_ce", "cosine"],
     "samples_per_class": [5, "all"],
     "seeds": [0, 1],
+    "seeds_per_job": 1,  # one job per cell: the counts below are cells (tests/test_packing.py covers packs)
 }
 
 

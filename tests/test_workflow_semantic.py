@@ -51,7 +51,8 @@ def test_semantic_grid_end_to_end(repo_copy: Path) -> None:
         "source": "made-up numbers", "metric": "test_accuracy", "samples_per_class": 5,
         "values": {"softmax_ce": {"digits": 80.0}, "cosine_semantic-digits_shapes": {"digits": 85.0}}}))
     config = write_config(repo, "semantic", grid="semantic", losses=["softmax_ce", "cosine_semantic", "cb_softmax"],
-                          samples_per_class=[5], seeds=[0, 1], reference="ref.yaml", paired_baseline="softmax_ce")
+                          samples_per_class=[5], seeds=[0, 1], seeds_per_job=1, reference="ref.yaml",
+                          paired_baseline="softmax_ce")
     data = yaml.safe_load(config.read_text())
     data["train"].update(epochs=2, validation_fraction=0.2, select="best_val")
     data["dataset_settings"]["digits"]["hierarchies"] = ["digits_shapes"]

@@ -2,8 +2,9 @@
 import json
 import os
 import sys
+from pathlib import Path
 
-from benchmark.config import ConfigError, cell_dir, cell_settings, cells, hierarchy_path, validate
+from benchmark.config import ConfigError, cell_dir, cell_settings, cells, hierarchy_path, seed_groups, validate
 from benchmark.device import cuda_requested
 from benchmark.losses import LOSSES, split_label
 from benchmark.models import MODELS
@@ -39,6 +40,17 @@ def all_cells():
 
 def all_outputs():
     return [f"results/tables/{GRID}.md"]
+
+
+def cell_outputs(seeds):
+    """The metrics.json files of a training job: one cell ({seed} a wildcard), or the cells of `seeds`."""
+    pattern = "results/cells/{{dataset}}/{{loss}}/spc{{spc}}/seed{seed}/metrics.json"
+    return pattern.format(seed="{seed}") if seeds is None else [pattern.format(seed=s) for s in seeds]
+
+
+def cell_log(seeds):
+    name = "{seed}" if seeds is None else "_".join(map(str, seeds))
+    return f"logs/cells/{{dataset}}/{{loss}}/spc{{spc}}/seed{name}.log"
 
 
 def cell_code(wildcards):

@@ -19,34 +19,42 @@ rule tracking_init:
         "{params.python} -m benchmark tracking-init --grid {params.grid} --out {output} > {log} 2>&1"
 
 
-rule train_cell:
-    input:
-        data="data/prepared/{dataset}",
-        tracking=ancient(TRACKING),
-        code=cell_code,
-        embeddings=cell_embeddings,
-    output:
-        "results/cells/{dataset}/{loss}/spc{spc}/seed{seed}/metrics.json",
-    log:
-        "logs/cells/{dataset}/{loss}/spc{spc}/seed{seed}.log",
-    conda:
-        "../../environment.yml"
-    wildcard_constraints:
-        spc=r"[0-9]+|all",
-        seed=r"[0-9]+",
-    params:
-        python=PYTHON,
-        settings=cell_settings_json,
-        device=config.get("device", "auto"),
-        cells_per_gpu=config.get("cells_per_gpu", 1),
-        # survives a failed or preempted job (it is not an output): the next run resumes from it
-        checkpoint=lambda w: f"{cell_dir(w.dataset, w.loss, w.spc, w.seed)}/checkpoint.pt",
-    threads: config.get("threads", 1)
-    resources:
-        gpu=1 if cuda_requested(config.get("device", "auto")) else 0,
-    shell:
-        "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
-        " --spc {wildcards.spc} --seed {wildcards.seed} --settings {params.settings:q}"
-        " --data {input.data} --out {output} --tracking {input.tracking}"
-        " --device {params.device} --threads {threads} --cells-per-gpu {params.cells_per_gpu}"
-        " --checkpoint {params.checkpoint} > {log} 2>&1"
+# One job per cell, or with `seeds_per_job: N` one job per N seeds of a (dataset, loss, samples
+# per class): a rule per group of seeds (train_seeds_0_1_2, ...), whose outputs are still one
+# metrics.json per cell. Each job's seeds and checkpoints are read back from its outputs.
+for seeds in seed_groups(config):
+
+    rule:
+        name:
+            "train_cell" if seeds is None else "train_seeds_" + "_".join(map(str, seeds))
+        input:
+            data="data/prepared/{dataset}",
+            tracking=ancient(TRACKING),
+            code=cell_code,
+            embeddings=cell_embeddings,
+        output:
+            cell_outputs(seeds),
+        log:
+            cell_log(seeds),
+        conda:
+            "../../environment.yml"
+        wildcard_constraints:
+            spc=r"[0-9]+|all",
+            seed=r"[0-9]+",
+        params:
+            python=PYTHON,
+            settings=cell_settings_json,
+            seeds=lambda w, output: " ".join(Path(o).parent.name.removeprefix("seed") for o in output),
+            device=config.get("device", "auto"),
+            cells_per_gpu=config.get("cells_per_gpu", 1),
+            # survive a failed or preempted job (they are not outputs): the next run resumes from them
+            checkpoints=lambda w, output: " ".join(str(Path(o).parent / "checkpoint.pt") for o in output),
+        threads: config.get("threads", 1)
+        resources:
+            gpu=1 if cuda_requested(config.get("device", "auto")) else 0,
+        shell:
+            "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
+            " --spc {wildcards.spc} --seed {params.seeds} --settings {params.settings:q}"
+            " --data {input.data} --out {output} --tracking {input.tracking}"
+            " --device {params.device} --threads {threads} --cells-per-gpu {params.cells_per_gpu}"
+            " --checkpoint {params.checkpoints} > {log} 2>&1"

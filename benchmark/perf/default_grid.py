@@ -1,0 +1,49 @@
+"""The default grid end to end: `snakemake --cores 2` in a fresh copy of the repository.
+
+As the README's quick start (without the venv setup): data preparation through DVC, the MLflow
+store, every cell, the tables and plots. Then the rerun that has nothing to do. Compared with the
+baseline measured before the speed work (report.BASELINE_DEFAULT_GRID_S). Takes minutes; run it
+only when named (`--parts default_grid`).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from benchmark.perf.common import PYTHON, copy_repo, timed, workflow_env
+from benchmark.perf.report import BASELINE_DEFAULT_GRID_S
+
+
+def steps_done(output: str) -> int | None:
+    """The total of Snakemake's last "N of M steps (100%) done" line."""
+    found = re.findall(r"(\d+) of (\d+) steps \(100%\) done", output)
+    return int(found[-1][1]) if found else None
+
+
+def run(quick: bool, cores: int = 2, configfile: str | None = None) -> dict:
+    """Run the default grid (or `configfile`, relative to the repository), then the no-op rerun.
+
+    `quick` changes nothing: the grid is the measurement.
+    """
+    extra = ["--configfile", configfile] if configfile else []
+    cmd = [PYTHON, "-m", "snakemake", "--cores", str(cores), *extra]
+    with tempfile.TemporaryDirectory(prefix="perf-default-grid-") as tmp:
+        repo = copy_repo(Path(tmp) / "repo")
+        env = workflow_env(repo)
+        wall, output = timed(cmd, repo, env)
+        rerun, rerun_output = timed(cmd, repo, env)
+        cells = len(list((repo / "results" / "cells").rglob("metrics.json")))
+    return {
+        "command": " ".join(["snakemake", *cmd[3:]]),
+        "cores": cores,
+        "configfile": configfile,  # None: the default grid, the one the baseline is for
+        "cells": cells,
+        "jobs": steps_done(output),
+        "wall_s": wall,
+        "noop_rerun_s": rerun,
+        "noop_rerun_nothing_to_do": "Nothing to be done" in rerun_output,
+        "baseline_s": BASELINE_DEFAULT_GRID_S,
+        "speedup": BASELINE_DEFAULT_GRID_S / wall,
+    }
