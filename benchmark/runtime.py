@@ -9,8 +9,9 @@ config) and the hardware:
   benchmark.perf). `fp32` and `bf16` force one or the other.
 - Images and convolution weights are channels_last (NHWC), the layout oneDNN and cuDNN are fastest
   with; the prepared arrays are already NHWC, so no copy is needed for it.
-- On CUDA, cuDNN autotunes its kernels (benchmark mode) unless `deterministic: true`, which also
-  makes PyTorch refuse nondeterministic kernels: bit-reproducible on the same GPU, at a speed cost.
+- On CUDA, cuDNN autotunes its kernels (benchmark mode) and fp32 leftovers use TF32, unless
+  `deterministic: true`, which also makes PyTorch refuse nondeterministic kernels: bit-reproducible
+  on the same GPU, at a speed cost. `precision: fp32` keeps TF32 off.
   On CPU, training is deterministic either way.
 - `compile: true` wraps the model in torch.compile (off by default: compiling takes tens of seconds
   per process, which only pays off for long cells on a GPU).
@@ -70,8 +71,10 @@ def configure(settings: dict, device: torch.device) -> Runtime:
     deterministic = bool(settings.get("deterministic", False))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cuda.matmul.allow_tf32 = not deterministic
-        torch.backends.cudnn.allow_tf32 = not deterministic
+        # TF32 for what autocast leaves in fp32, unless the user asked for real fp32 or determinism
+        tf32 = precision != "fp32" and not deterministic
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     if deterministic:
         # cuBLAS needs a fixed workspace for reproducible results; read when its handle is created.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

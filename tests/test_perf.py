@@ -60,8 +60,10 @@ def test_cheap_parts_for_real(tmp_path):
     assert fixed["imports"]["python_startup_s"] > 0
 
     grids = records["dag"]["result"]["grids"]
-    assert set(grids) == {"paper", "synthetic_50"}
+    assert set(grids) == {"paper", "synthetic_50", "synthetic_50_one_per_job"}
     assert (grids["paper"]["cells"], grids["synthetic_50"]["cells"]) == (120, 50)
+    # 50 cells = 25 (dataset, loss, spc) x 2 seeds: one pack each, or a job per cell, plus 4 other jobs
+    assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (29, 54)
     for g in grids.values():
         assert g["jobs"] > 0 and g["dag"]["median_s"] > 0
 

@@ -65,7 +65,12 @@ def run(quick: bool, seeds: int | None = None, paper: list[str] | None = None, r
         repo = copy_repo(Path(tmp) / "repo")
         for name in paper:
             grids[name] = measure(repo, f"config/{name}.yaml", repeats)
-        synthetic = f"synthetic_{25 * seeds}"
-        write_yaml(repo / "config" / f"{synthetic}.yaml", synthetic_grid(seeds, grid=synthetic))
-        grids[synthetic] = {**measure(repo, f"config/{synthetic}.yaml", 1), "synthetic": True}
+        # as the default grid packs them (3 seeds per job), and one job per cell: the most jobs
+        for suffix, per_job in (("", None), ("_one_per_job", 1)):
+            synthetic = f"synthetic_{25 * seeds}{suffix}"
+            config = synthetic_grid(seeds, grid=synthetic)
+            if per_job is not None:
+                config["seeds_per_job"] = per_job
+            write_yaml(repo / "config" / f"{synthetic}.yaml", config)
+            grids[synthetic] = {**measure(repo, f"config/{synthetic}.yaml", 1), "synthetic": True}
     return {"command": "snakemake --configfile <grid> --cores 1 -n --quiet", "grids": grids}

@@ -137,7 +137,18 @@ def throughput_section(r: dict) -> str:
     return (f"Training throughput on {r.get('device', '?')} ({r.get('torch_threads', '?')} torch threads): our "
             "training loop against the plain reference loop (benchmark/perf/reference_loop.py).\n\n"
             + table(["case", "model", "input", "batch", "steps", "ours img/s", "reference img/s", "speedup",
-                     "precision", "memory format", "ours TFLOP/s", "of bf16 peak"], rows))
+                     "precision", "memory format", "ours TFLOP/s", "of bf16 peak"], rows)
+            + ablation_table(cases))
+
+
+def ablation_table(cases: list[dict]) -> str:
+    """Our loop with precision and layout set by hand: how much of the speedup each switch gives."""
+    rows = [[c.get("name"), a.get("precision"), a.get("memory_format"), number(a.get("images_per_s"), "{:.1f}"),
+             number(a.get("speedup"), "{:.2f}x")] for c in cases for a in c.get("ablation") or []]
+    if not rows:
+        return ""
+    return ("\nOur loop with the precision and memory layout fixed by hand (speedup against the reference loop):\n\n"
+            + table(["case", "precision", "memory format", "ours img/s", "speedup"], rows))
 
 
 def packing_section(r: dict) -> str:

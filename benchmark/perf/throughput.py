@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,13 @@ def _time(run, warmup: int, steps: int, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def ours(settings: dict, data: dict, device: torch.device, warmup: int, steps: int) -> tuple[float, dict]:
-    """Seconds for `steps` steps of the cell's own loop, and the runtime it used."""
+def ours(settings: dict, data: dict, device: torch.device, warmup: int, steps: int,
+         layout: dict | None = None) -> tuple[float, dict]:
+    """Seconds for `steps` steps of the cell's own loop, and the runtime it used.
+
+    `layout` ({"precision": "fp32"|"bf16", "channels_last": bool}) overrides what the runtime would
+    choose, for the ablation rows: how much of the speedup is the data path, the layout, bf16.
+    """
     from benchmark.data.prepared import Prepared
     from benchmark.losses import build_loss
     from benchmark.models import build_model
@@ -90,6 +96,9 @@ def ours(settings: dict, data: dict, device: torch.device, warmup: int, steps: i
     from benchmark.train import BatchStream, DeviceData, build_optimizer, train_batch, train_step
 
     runtime = configure(settings, device)
+    if layout is not None:
+        runtime = replace(runtime, autocast=layout["precision"] == "bf16",
+                          memory_format=torch.channels_last if layout["channels_last"] else torch.contiguous_format)
     train = settings["train"]
     prepared = Prepared(data["images"], data["labels"], data["train_idx"], np.empty(0, np.int64),
                         {"mean": data["mean"], "std": data["std"], "classes": list(range(data["classes"]))})
@@ -164,6 +173,14 @@ def run_case(name: str, device: torch.device, quick: bool) -> dict:
     workers = min(8, (os.cpu_count() or 1) // 2) if device.type == "cuda" else 0
     reference_s = reference(settings, data, device, warmup, steps, workers)
     ours_s, runtime = ours(settings, data, device, warmup, steps)
+    ablation = []
+    if not quick:  # our loop with the precision and layout switched back one at a time
+        for precision, channels_last in (("fp32", False), ("fp32", True), ("bf16", True)):
+            seconds, used = ours(settings, data, device, warmup, steps,
+                                 {"precision": precision, "channels_last": channels_last})
+            ablation.append({"precision": used["precision"], "memory_format": used["memory_format"],
+                             "images_per_s": round(batch * steps / seconds, 1),
+                             "speedup": round(reference_s / seconds, 2)})
     flops = flops_per_image(settings, data, device)
     ours_ips, reference_ips = batch * steps / ours_s, batch * steps / reference_s
     peak = bf16_peak_tflops(device)
@@ -178,6 +195,7 @@ def run_case(name: str, device: torch.device, quick: bool) -> dict:
         "ours_tflops": round(flops * ours_ips / 1e12, 3),
         "bf16_peak_tflops": peak,
         "peak_fraction": round(flops * ours_ips / 1e12 / peak, 3) if peak else None,
+        "ablation": ablation,
     }
 
 

@@ -26,7 +26,8 @@ TRACKING = f"results/tracking/{GRID}.json"
 # file reruns only that loss's cells).
 CORE_CODE = [
     f"benchmark/{name}.py"
-    for name in ("train", "evaluate", "augment", "schedules", "validation", "data/subsets", "data/prepared")
+    for name in ("train", "runtime", "optim", "evaluate", "augment", "schedules", "validation", "data/subsets",
+                 "data/prepared")
 ]
 
 
