@@ -129,16 +129,16 @@ def _train(args: argparse.Namespace) -> None:
     failed job loses its outputs to Snakemake, and the rerun then restores those cells instead
     of training them again.
     """
+    saved = [Path(p) for p in args.checkpoint] if args.checkpoint else [None] * len(args.seed)
+    if not len(args.seed) == len(args.out) == len(saved):
+        sys.exit(f"error: train got {len(args.seed)} --seed, {len(args.out)} --out and {len(saved)} --checkpoint "
+                 "values; give one of each per cell, in the same order")
     claim = _claim_gpu(args)  # held until the process ends; the kernel frees it however it ends
     with gc_paused():
         from benchmark import checkpoint, train  # noqa: F401 (torch, numpy: imported once, up front)
 
     checkpoint.install_sigterm_handler()
     settings = json.loads(args.settings)
-    saved = [Path(p) for p in args.checkpoint] if args.checkpoint else [None] * len(args.seed)
-    if not len(args.seed) == len(args.out) == len(saved):
-        sys.exit(f"error: train got {len(args.seed)} --seed, {len(args.out)} --out and {len(saved)} --checkpoint "
-                 "values; give one of each per cell, in the same order")
     tracking = json.loads(Path(args.tracking).read_text()) if args.tracking else None
     for seed, out, path in zip(args.seed, args.out, saved, strict=True):
         _train_one(args, seed, settings, Path(out), path, claim, tracking, packed=len(args.seed) > 1)

@@ -272,8 +272,9 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
                 loop.update(step=step, loss_sum=float(loss_sum))
                 checkpoint.save(checkpoint_path, snapshot())
                 raise checkpoint.Preempted(checkpoint_path, epoch, step, checkpoint.seconds_since_stop_request())
-            if timing["process_to_first_step_s"] is None:
+            if timing["process_to_first_step_s"] is None:  # in a pack, later cells count the earlier ones too
                 timing["process_to_first_step_s"] = process_age_s()
+                timing["setup_s"] = time.perf_counter() - started
             idx = next(stream)
             x = train_batch(data, idx, aug, aug_generator, runtime)
             loss_sum += train_step(forward, loss, optimizer, x, data.labels[idx], train["grad_clip_norm"],

@@ -16,6 +16,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/fixtures/ helpers import as `fixtures.x`
 
 
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """The digits dataset prepared once per session by the real `prepare` verb (outside any repo copy)."""
+    out = tmp_path_factory.mktemp("data") / "digits"
+    subprocess.run([sys.executable, "-m", "benchmark", "prepare", "digits", "--out", str(out)], cwd=REPO,
+                   check=True, capture_output=True)
+    return out
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     return copy_repo(tmp_path / "repo")

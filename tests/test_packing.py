@@ -20,14 +20,6 @@ from benchmark.config import cell_settings, load_config, seed_groups
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "digits"
-    subprocess.run([sys.executable, "-m", "benchmark", "prepare", "digits", "--out", str(out)], cwd=REPO,
-                   check=True, capture_output=True)
-    return out
-
-
 def settings(epochs: int, steps: int | str = "auto") -> dict:
     value = cell_settings(load_config(REPO / "config" / "config.yaml"), "digits", "cosine")
     value["train"].update(epochs=epochs, steps_per_epoch=steps)

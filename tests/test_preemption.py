@@ -18,14 +18,6 @@ from benchmark.config import cell_settings, load_config
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "digits"
-    subprocess.run([sys.executable, "-m", "benchmark", "prepare", "digits", "--out", str(out)], cwd=REPO,
-                   check=True, capture_output=True)
-    return out
-
-
 def train_command(data: Path, out: Path, settings: dict, *extra: str) -> list[str]:
     return [sys.executable, "-m", "benchmark", "train", "--dataset", "digits", "--loss", "cosine_ce", "--spc", "10",
             "--seed", "0", "--settings", json.dumps(settings), "--data", str(data), "--out", str(out),
