@@ -154,13 +154,13 @@ def _train_one(args: argparse.Namespace, seed: int, settings: dict, out: Path, s
     from benchmark.train import Cell, cell_fingerprint, train_cell
 
     cell = Cell(args.dataset, args.loss, _spc(args.spc), seed)
+    run_settings = {**settings, "device": args.device, "threads": args.threads}
     try:
-        metrics = train_cell(cell, {**settings, "device": args.device, "threads": args.threads}, Path(args.data),
-                             saved, args.checkpoint_every)
+        metrics = train_cell(cell, run_settings, Path(args.data), saved, args.checkpoint_every)
     except checkpoint.Preempted as stop:
         print(f"{cell.key}: {stop}", file=sys.stderr, flush=True)
         sys.exit(checkpoint.EXIT_PREEMPTED)
-    if "mlflow_run_id" not in metrics:  # else restored from a finished record: trained and logged before
+    if "settings" not in metrics:  # else restored from a pack's finished record: completed and logged before
         metrics["settings"] = settings
         metrics["provenance"] = provenance(metrics["device"])
         if claim is not None:
@@ -172,7 +172,7 @@ def _train_one(args: argparse.Namespace, seed: int, settings: dict, out: Path, s
             metrics["mlflow_run_id"] = log_cell(tracking["experiment"], metrics, settings)
     write_json(out, metrics)  # last: its existence means the cell is complete
     if packed and saved is not None:
-        key = cell_fingerprint(cell, {**settings, "device": args.device}, metrics["data_hash"])
+        key = cell_fingerprint(cell, run_settings, metrics["data_hash"])  # what train_cell resumes by
         checkpoint.save(saved, {"fingerprint": key, "finished": metrics})
     print(f"{cell.key}: {metrics['status']}, test accuracy {metrics['test_accuracy']:.4f}, "
           f"{metrics['wall_time_s']:.1f} s on {metrics['device']}", flush=True)

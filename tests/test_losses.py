@@ -15,6 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from fixtures.loss_batch import OUTPUT, TARGET, C
+from fixtures.loss_batch import tensors as _tensors
 
 from benchmark.config import SCHEMA_PATH
 from benchmark.losses import LOSSES, build_loss
@@ -22,19 +24,6 @@ from benchmark.losses.base import Loss
 from benchmark.losses.cosine import CosineCrossEntropyLoss, CosineLoss
 from benchmark.losses.mse import SquaredError
 from benchmark.losses.softmax import LabelSmoothingCrossEntropy, SoftmaxCrossEntropy
-
-# A small batch: 3 samples, 4 classes, written out so the arithmetic below can be followed.
-OUTPUT = [
-    [1.0, 2.0, 0.5, -1.0],
-    [0.0, -1.0, 3.0, 0.25],
-    [-0.5, 0.5, 0.0, 2.0],
-]
-TARGET = [1, 2, 0]
-C = 4
-
-
-def _tensors():
-    return torch.tensor(OUTPUT, dtype=torch.float32), torch.tensor(TARGET, dtype=torch.int64)
 
 
 def _log_softmax_row(row: list[float]) -> list[float]:

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures.loss_batch import OUTPUT, TARGET, C
+from fixtures.loss_batch import tensors as _tensors
 
 from benchmark.losses.base import Loss
 from benchmark.losses.class_balanced import (
@@ -23,18 +25,7 @@ from benchmark.losses.class_balanced import (
 )
 from benchmark.losses.focal import FocalLoss
 
-OUTPUT = [
-    [1.0, 2.0, 0.5, -1.0],
-    [0.0, -1.0, 3.0, 0.25],
-    [-0.5, 0.5, 0.0, 2.0],
-]
-TARGET = [1, 2, 0]
-C = 4
 COUNTS = [10, 2, 5, 1]
-
-
-def _tensors():
-    return torch.tensor(OUTPUT, dtype=torch.float32), torch.tensor(TARGET, dtype=torch.int64)
 
 
 def _p_true(row: list[float], y: int) -> float:
