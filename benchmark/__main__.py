@@ -122,71 +122,30 @@ def _claim_gpu(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> None:
-    """Train the cells of one pack: the seeds `args.seed` of one (dataset, loss, samples per class).
-
-    Each cell writes its own metrics.json and logs its own MLflow run. In a pack of several, a
-    finished cell also leaves its metrics in its checkpoint file until the whole pack is done: a
-    failed job loses its outputs to Snakemake, and the rerun then restores those cells instead
-    of training them again.
-    """
+    """Train the cells of one pack: the seeds `args.seed` of one (dataset, method, samples per class)."""
     saved = [Path(p) for p in args.checkpoint] if args.checkpoint else [None] * len(args.seed)
     if not len(args.seed) == len(args.out) == len(saved):
         sys.exit(f"error: train got {len(args.seed)} --seed, {len(args.out)} --out and {len(saved)} --checkpoint "
                  "values; give one of each per cell, in the same order")
     claim = _claim_gpu(args)  # held until the process ends; the kernel frees it however it ends
     with gc_paused():
-        from benchmark import checkpoint, train  # noqa: F401 (torch, numpy: imported once, up front)
+        from benchmark import packs  # noqa: F401 (torch, numpy: imported once, up front)
 
-    checkpoint.install_sigterm_handler()
     settings = json.loads(args.settings)
     tracking = json.loads(Path(args.tracking).read_text()) if args.tracking else None
-    for seed, out, path in zip(args.seed, args.out, saved, strict=True):
-        _train_one(args, seed, settings, Path(out), path, claim, tracking, packed=len(args.seed) > 1)
-    for path in filter(None, saved):
-        path.unlink(missing_ok=True)
-
-
-def _train_one(args: argparse.Namespace, seed: int, settings: dict, out: Path, saved: Path | None, claim,
-               tracking: dict | None, packed: bool) -> None:
-    from benchmark import checkpoint
-    from benchmark.io import write_json
-    from benchmark.provenance import provenance
-    from benchmark.train import Cell, cell_fingerprint, train_cell
-
-    cell = Cell(args.dataset, args.loss, _spc(args.spc), seed)
-    run_settings = {**settings, "device": args.device, "threads": args.threads}
-    try:
-        metrics = train_cell(cell, run_settings, Path(args.data), saved, args.checkpoint_every)
-    except checkpoint.Preempted as stop:
-        print(f"{cell.key}: {stop}", file=sys.stderr, flush=True)
-        sys.exit(checkpoint.EXIT_PREEMPTED)
-    if "settings" not in metrics:  # else restored from a pack's finished record: completed and logged before
-        metrics["settings"] = settings
-        metrics["provenance"] = provenance(metrics["device"])
-        if claim is not None:
-            metrics["provenance"]["gpu"] = claim.gpu
-        if tracking is not None:
-            with gc_paused():
-                from benchmark.tracking import log_cell
-
-            metrics["mlflow_run_id"] = log_cell(tracking["experiment"], metrics, settings)
-    write_json(out, metrics)  # last: its existence means the cell is complete
-    if packed and saved is not None:
-        key = cell_fingerprint(cell, run_settings, metrics["data_hash"])  # what train_cell resumes by
-        checkpoint.save(saved, {"fingerprint": key, "finished": metrics})
-    print(f"{cell.key}: {metrics['status']}, test accuracy {metrics['test_accuracy']:.4f}, "
-          f"{metrics['wall_time_s']:.1f} s on {metrics['device']}", flush=True)
+    packs.train_pack(args, settings, [Path(o) for o in args.out], saved, claim, tracking)
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from benchmark.hierarchy import dataset_embeddings, file_sha256, save_embeddings
+    from benchmark.hierarchy import dataset_embeddings, save_embeddings
+    from benchmark.io import file_hash
 
     metadata = json.loads((Path(args.data) / "metadata.json").read_text())
     try:
         emb = dataset_embeddings(args.hierarchy, metadata, args.class_ids)
     except (OSError, ValueError) as error:  # a missing or malformed hierarchy file: the user's to fix
         raise SystemExit(f"error: {error}") from None
-    save_embeddings(Path(args.out), emb, file_sha256(args.hierarchy), "unitsphere",
+    save_embeddings(Path(args.out), emb, file_hash(args.hierarchy), "unitsphere",
                     hierarchy_file=str(args.hierarchy), dataset=metadata["name"], class_ids=args.class_ids)
     print(f"class embeddings of {metadata['name']} from {args.hierarchy}: {emb.shape} -> {args.out}")
 
@@ -252,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = verbs.add_parser("train", help="train and evaluate one cell, or several seeds of one in a row")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--loss", required=True)
+    p.add_argument("--method", required=True, help="the method label")
     p.add_argument("--spc", required=True, help="samples per class: a positive integer or 'all'")
     p.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds, trained in this order")
     p.add_argument("--settings", required=True, help="the cell's settings as JSON (from the Snakefile)")

@@ -140,8 +140,8 @@ def write_tables(config: dict, prefix: Path, root: Path = Path(".")) -> tuple[pd
         caption += " [paper X, $\\Delta$ ours $-$ X]: " + latex_escape(source) + "."
     rows = table_rows(config)
     markdown = to_markdown(table(summary, rows, "md"), title)
-    if config.get("paired_baseline"):
-        markdown += "\n" + paired_markdown(paired(frame, config["paired_baseline"]), config["paired_baseline"])
+    if config.get("baseline"):
+        markdown += "\n" + paired_markdown(paired(frame, config["baseline"]), config["baseline"])
     write_atomic(prefix.with_suffix(".md"), markdown)
     write_atomic(prefix.with_suffix(".tex"), to_latex(table(summary, rows, "tex"), caption))
     write_atomic(prefix.with_suffix(".csv"), summary.to_csv(index=False, float_format="%.4f"))

@@ -15,11 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Random erasing of the paper (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020; the
-# official code's defaults with the paper's maximum area 0.3).
-ERASE_AREA = (0.02, 0.3)    # fraction of the image area
-ERASE_ASPECT = (0.3, 3.33)  # height / width, drawn uniformly as in the official code
-ERASE_ATTEMPTS = 10         # candidate rectangles per image; the first that fits is used
+ERASE_ATTEMPTS = 10  # random erasing: candidate rectangles per image; the first that fits is used
 
 
 def _window(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -81,11 +77,13 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fi
 def random_erasing(
     x: torch.Tensor,
     generator: torch.Generator,
-    p: float = 0.5,
-    area: tuple[float, float] = ERASE_AREA,
-    aspect: tuple[float, float] = ERASE_ASPECT,
+    p: float,
+    area: tuple[float, float],
+    aspect: tuple[float, float],
 ) -> torch.Tensor:
-    """With probability p per image, replace a random rectangle by uniform noise in [0, 255).
+    """With probability p per image, replace a random rectangle by uniform noise in [0, 255)
+    (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020; the paper's ranges are the schema's
+    defaults: area 0.02-0.3 of the image, aspect 0.3-3.33).
 
     The rectangle's area is a uniform fraction of the image area in `area`, its height / width
     uniform in `aspect` (sides rounded to whole pixels), its position uniform over the places it
@@ -120,19 +118,19 @@ def random_erasing(
 def augment(x: torch.Tensor, settings: dict, generator: torch.Generator) -> torch.Tensor:
     """The training view of a batch of pixel values, as float.
 
-    settings (a dataset's `augment`): crop (size), hflip, max_shift and shift_fill, erase
-    ({p, area, aspect}). Cropping comes first, on the stored dtype, so the float copy is small.
+    settings (a dataset's `augment`, defaults filled by the schema): crop (size, optional), hflip,
+    max_shift and shift_fill, erase ({p, area, aspect}, optional). Cropping comes first, on the stored
+    dtype, so the float copy is small.
     """
     if settings.get("crop"):
         x = random_crop(x, int(settings["crop"]), generator)
     x = x.float()
-    if settings.get("hflip"):
+    if settings["hflip"]:
         x = random_hflip(x, generator)
-    x = random_shift(x, int(settings.get("max_shift", 0)), generator, settings.get("shift_fill", "zero"))
+    x = random_shift(x, int(settings["max_shift"]), generator, settings["shift_fill"])
     erase = settings.get("erase")
     if erase and erase["p"] > 0:
-        x = random_erasing(x, generator, erase["p"], tuple(erase.get("area", ERASE_AREA)),
-                           tuple(erase.get("aspect", ERASE_ASPECT)))
+        x = random_erasing(x, generator, erase["p"], tuple(erase["area"]), tuple(erase["aspect"]))
     return x
 
 

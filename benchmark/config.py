@@ -2,15 +2,19 @@
 
 Imported by the Snakefile, so it stays light (no torch): registries are read as names only.
 
-A cell is (dataset, loss label, samples per class, seed). The loss label is the registered loss
-name, except for the semantic losses (losses.SEMANTIC), which run once per class hierarchy the
-dataset lists and are labelled "<loss>-<hierarchy>" (e.g. cosine_semantic-cub_balanced): loss
+A cell is (dataset, method label, samples per class, seed). The method label is the registered
+method name, except for the semantic methods (losses.SEMANTIC), which run once per class hierarchy the
+dataset lists and are labelled "<method>-<hierarchy>" (e.g. cosine_semantic-cub_balanced): method
 names never contain '-' and hierarchy names cannot, so a label and a path name one result.
+
+Every default lives in the schema (workflow/schemas/config.schema.yaml); `validate` fills them into
+the config, so the code below reads settings without restating a default.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import jsonschema
@@ -31,14 +35,44 @@ class ConfigError(ValueError):
     """A user's configuration mistake; the message is one line naming the key and the fix."""
 
 
+def _without_defaults(node):
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
+@functools.cache
 def _schema() -> dict:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    props = schema["properties"]
+    props, definitions = schema["properties"], schema["definitions"]
     props["datasets"]["items"]["enum"] = sorted(DATASETS)
-    schema["definitions"]["loss_list"]["items"]["enum"] = sorted(LOSSES)
+    definitions["method_list"]["items"]["enum"] = sorted(LOSSES)
+    definitions["train_override"] = _without_defaults(definitions["train"])
     props["dataset_settings"]["propertyNames"] = {"enum": sorted(DATASETS)}
     props["dataset_settings"]["additionalProperties"]["properties"]["model"]["enum"] = sorted(MODELS)
     return schema
+
+
+def _fill_defaults(validator_class):
+    """A validator class that first sets every missing property that has a default (resolving local $refs).
+
+    The same trick as snakemake.utils.validate(set_default=True): defaults are inserted before the
+    properties are validated, so a default object (`{}`) is then filled with its own defaults.
+    """
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                while "default" not in sub and "$ref" in sub:
+                    sub = _schema()["definitions"][sub["$ref"].rsplit("/", 1)[1]]
+                if name not in instance and "default" in sub:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
 def _strict_integer(checker, instance) -> bool:
@@ -46,10 +80,10 @@ def _strict_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-_Validator = jsonschema.validators.extend(
+_Validator = _fill_defaults(jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
-)
+))
 
 
 def _where(path) -> str:
@@ -74,7 +108,8 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 
 def validate(config: dict) -> dict:
-    """Check `config` against the schema and the datasets' facts; raise ConfigError on the first problem."""
+    """Fill the schema's defaults into `config` (in place), check it against the schema and the datasets'
+    facts, and return it; raise ConfigError on the first problem."""
     validator = _Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -86,9 +121,9 @@ def validate(config: dict) -> dict:
                 "add one with at least 'model'"
             )
         _check_dataset(config, dataset)
-    baseline = config.get("paired_baseline")
+    baseline = config.get("baseline")
     if baseline is not None and baseline not in table_rows(config):
-        raise ConfigError(f"config error at 'paired_baseline': {baseline!r} is not a loss of this grid; "
+        raise ConfigError(f"config error at 'baseline': {baseline!r} is not a method of this grid; "
                           f"use one of {', '.join(table_rows(config))}")
     if "reference" in config:
         try:
@@ -113,7 +148,7 @@ def _check_dataset(config: dict, dataset: str) -> None:
     where = f"dataset_settings.{dataset}"
     smallest = dataset_module(dataset).FACTS.min_train_per_class
     _check_subset(config, dataset, "samples_per_class")
-    _check_subset(config, dataset, "losses")
+    _check_subset(config, dataset, "methods")
     spc_values = dataset_spc(config, dataset)
     for n in spc_values:
         if n != "all" and n > smallest:
@@ -121,26 +156,35 @@ def _check_dataset(config: dict, dataset: str) -> None:
                 f"config error at 'samples_per_class': {n} exceeds the smallest class of {dataset} "
                 f"({smallest} training images); use at most {smallest} or 'all'"
             )
-    for loss in dataset_losses(config, dataset):
-        if loss in SEMANTIC and not ds.get("hierarchies"):
+    for method in dataset_methods(config, dataset):
+        if method in SEMANTIC and not ds.get("hierarchies"):
             raise ConfigError(
-                f"config error at '{where}': loss {loss!r} needs a class hierarchy; add 'hierarchies: [<name>]' "
-                f"(files data/hierarchies/<name>.txt) or leave the loss out of this dataset's 'losses'"
+                f"config error at '{where}': method {method!r} needs a class hierarchy; add 'hierarchies: [<name>]' "
+                f"(files data/hierarchies/<name>.txt) or leave the method out of this dataset's 'methods'"
             )
-    erase = ds.get("augment", {}).get("erase", {})
+    erase = ds["augment"].get("erase", {})
     for key in ("area", "aspect"):
         low, high = erase.get(key, (0, 0))
         if low > high or (key == "area" and high > 1):
             raise ConfigError(f"config error at '{where}.augment.erase.{key}': [{low}, {high}] must be "
                               f"[min, max] with min <= max" + (" <= 1" if key == "area" else ""))
-    for label in loss_labels(config, dataset):
+    _check_lr_keys(config, dataset)
+    for label in method_labels(config, dataset):
         train = train_settings(config, dataset, label)
-        missing = [k for k in ("epochs", "batch_size", "steps_per_epoch", "optimizer", "grad_clip_norm",
-                               "schedule") if k not in train]
-        if missing:
-            raise ConfigError(f"config error at 'train': {', '.join(missing)} missing for dataset {dataset}")
         _check_schedule(train, dataset)
         _check_validation(train, dataset, spc_values, smallest)
+
+
+def _check_lr_keys(config: dict, dataset: str) -> None:
+    """A learning-rate map names methods of the grid (or their labels) or 'default': a typo would silently
+    train that method at the default rate."""
+    known = set(config["methods"]) | set(table_rows(config)) | {"default"}
+    own = config["dataset_settings"][dataset].get("train", {}).get("lr")
+    for where, lr in (("train.lr", config["train"].get("lr")), (f"dataset_settings.{dataset}.train.lr", own)):
+        for key in lr if isinstance(lr, dict) else ():
+            if key not in known:
+                raise ConfigError(f"config error at '{where}': {key!r} is not a method of this grid; use one of "
+                                  f"{', '.join(sorted(known - {'default'}))} or 'default'")
 
 
 def _check_schedule(train: dict, dataset: str) -> None:
@@ -150,7 +194,7 @@ def _check_schedule(train: dict, dataset: str) -> None:
         return
     if "first_cycle" not in schedule:
         raise ConfigError(f"config error at 'train.schedule': sgdr needs 'first_cycle' (epochs) for dataset {dataset}")
-    first, mult = schedule["first_cycle"], schedule.get("cycle_mult", 2)
+    first, mult = schedule["first_cycle"], schedule["cycle_mult"]
     ends = [sgdr_epochs(first, mult, k) for k in range(1, 8)]
     if train["epochs"] not in ends:
         raise ConfigError(
@@ -160,10 +204,10 @@ def _check_schedule(train: dict, dataset: str) -> None:
 
 
 def _check_validation(train: dict, dataset: str, spc_values: list, smallest: int) -> None:
-    fraction = train.get("validation_fraction", 0.0)
+    fraction = train["validation_fraction"]
     if fraction == 0:
         for key, off in (("select", "last"), ("patience", 0)):
-            if train.get(key, off) != off:
+            if train[key] != off:
                 raise ConfigError(f"config error at 'train.{key}': {train[key]!r} needs a validation split on "
                                   f"{dataset}; set train.validation_fraction > 0")
         return
@@ -191,10 +235,10 @@ def _dataset(config: dict, dataset: str) -> dict:
     return config.get("dataset_settings", {}).get(dataset, {})
 
 
-def dataset_losses(config: dict, dataset: str) -> list[str]:
-    """Registered loss names run on `dataset`, in the top-level order."""
-    own = _dataset(config, dataset).get("losses")
-    return [loss for loss in config["losses"] if own is None or loss in own]
+def dataset_methods(config: dict, dataset: str) -> list[str]:
+    """Registered method names run on `dataset`, in the top-level order."""
+    own = _dataset(config, dataset).get("methods")
+    return [method for method in config["methods"] if own is None or method in own]
 
 
 def dataset_spc(config: dict, dataset: str) -> list:
@@ -203,18 +247,18 @@ def dataset_spc(config: dict, dataset: str) -> list:
     return [n for n in config["samples_per_class"] if own is None or n in own]
 
 
-def loss_labels(config: dict, dataset: str) -> list[str]:
-    """The loss labels of `dataset`'s cells: semantic losses once per hierarchy of the dataset."""
+def method_labels(config: dict, dataset: str) -> list[str]:
+    """The method labels of `dataset`'s cells: semantic methods once per hierarchy of the dataset."""
     hierarchies = _dataset(config, dataset).get("hierarchies", [])
     labels = []
-    for loss in dataset_losses(config, dataset):
-        labels += [f"{loss}-{h}" for h in hierarchies] if loss in SEMANTIC else [loss]
+    for method in dataset_methods(config, dataset):
+        labels += [f"{method}-{h}" for h in hierarchies] if method in SEMANTIC else [method]
     return labels
 
 
 def table_rows(config: dict) -> list[str]:
-    """Every loss label of the grid once, in the order of the top-level losses (rows of the tables)."""
-    return list(dict.fromkeys(label for d in config["datasets"] for label in loss_labels(config, d)))
+    """Every method label of the grid once, in the order of the top-level methods (rows of the tables)."""
+    return list(dict.fromkeys(label for d in config["datasets"] for label in method_labels(config, d)))
 
 
 def hierarchy_path(name: str) -> str:
@@ -226,24 +270,24 @@ def embeddings_path(dataset: str, hierarchy: str) -> str:
     return f"results/embeddings/{dataset}/{hierarchy}.npy"
 
 
-def train_settings(config: dict, dataset: str, loss: str) -> dict:
-    """Training settings of one (dataset, loss label): defaults, then the dataset's, lr resolved.
+def train_settings(config: dict, dataset: str, label: str) -> dict:
+    """Training settings of one (dataset, method label): the top-level ones, then the dataset's, lr resolved.
 
-    An lr map is looked up by the label (e.g. cosine_semantic-cub_flat), then by the loss name,
+    An lr map is looked up by the label (e.g. cosine_semantic-cub_flat), then by the method name,
     then 'default'.
     """
     overrides = config["dataset_settings"][dataset].get("train", {})
     train = _merge(config["train"], overrides)
     lr = overrides.get("lr", config["train"].get("lr"))  # an lr map is replaced whole, not merged
     if isinstance(lr, dict):
-        name = split_label(loss)[0]
-        for key in (loss, name, "default"):
+        name = split_label(label)[0]
+        for key in (label, name, "default"):
             if key in lr:
                 lr = lr[key]
                 break
         else:
             raise ConfigError(
-                f"config error at 'train.lr': no learning rate for loss {name!r} on {dataset}; add it or 'default'"
+                f"config error at 'train.lr': no learning rate for method {name!r} on {dataset}; add it or 'default'"
             )
     if lr is None:
         raise ConfigError(f"config error at 'train.lr': no learning rate for {dataset}; set train.lr")
@@ -251,19 +295,19 @@ def train_settings(config: dict, dataset: str, loss: str) -> dict:
     return train
 
 
-def cell_settings(config: dict, dataset: str, loss: str) -> dict:
+def cell_settings(config: dict, dataset: str, label: str) -> dict:
     """Everything a cell's result depends on besides its identity; a change reruns that cell."""
     ds = config["dataset_settings"][dataset]
-    name, hierarchy = split_label(loss)
+    name, hierarchy = split_label(label)
     settings = {
         "model": ds["model"],
-        "augment": ds.get("augment", {}),
-        "train": train_settings(config, dataset, loss),
-        "loss": config.get("loss_settings", {}).get(name, {}),
-        "precision": config.get("precision", "auto"),
-        "compile": config.get("compile", False),
-        "deterministic": config.get("deterministic", False),
-        "eval_batch_size": config.get("eval_batch_size", 1024),
+        "augment": ds["augment"],
+        "train": train_settings(config, dataset, label),
+        "loss": config["method_settings"][name],
+        "precision": config["precision"],
+        "compile": config["compile"],
+        "deterministic": config["deterministic"],
+        "eval_batch_size": config["eval_batch_size"],
     }
     if hierarchy is not None:
         settings["hierarchy"] = hierarchy
@@ -275,13 +319,13 @@ def load_config(path: Path) -> dict:
     return validate(yaml.safe_load(Path(path).read_text()))
 
 
-def cell_dir(dataset: str, loss: str, spc, seed: int) -> str:
-    return f"results/cells/{dataset}/{loss}/spc{spc}/seed{seed}"
+def cell_dir(dataset: str, method: str, spc, seed: int) -> str:
+    return f"results/cells/{dataset}/{method}/spc{spc}/seed{seed}"
 
 
 def seed_groups(config: dict) -> list[list[int] | None]:
     """The seeds each training job trains in a row: [None] for one cell per job (`seeds_per_job: 1`)."""
-    size = config.get("seeds_per_job", 1)
+    size = config["seeds_per_job"]
     if size == 1:
         return [None]
     seeds = config["seeds"]
@@ -289,11 +333,11 @@ def seed_groups(config: dict) -> list[list[int] | None]:
 
 
 def cells(config: dict) -> list[tuple[str, str, object, int]]:
-    """Every (dataset, loss label, samples per class, seed) of the grid."""
+    """Every (dataset, method label, samples per class, seed) of the grid."""
     return [
         (d, label, n, s)
         for d in config["datasets"]
-        for label in loss_labels(config, d)
+        for label in method_labels(config, d)
         for n in dataset_spc(config, d)
         for s in config["seeds"]
     ]

@@ -1,4 +1,4 @@
-"""Accuracy and balanced accuracy of a trained (model, loss) pair."""
+"""Accuracy and balanced accuracy of a trained method's predictions."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ def balanced_accuracy(pred: np.ndarray, target: np.ndarray, num_classes: int) ->
 
 
 @torch.inference_mode()
-def predict(model, loss, batches) -> np.ndarray:
-    """Predicted class of every input, from the loss's own scoring rule."""
-    model.eval()
-    loss.eval()
-    preds = [loss.scores(model(x)).argmax(dim=1).cpu() for x in batches]
+def predict(method, batches) -> np.ndarray:
+    """Predicted class of every input, from the method's own scoring rule (see `Method.scores`)."""
+    method.eval()
+    preds = [method.scores(x).argmax(dim=1).cpu() for x in batches]
     return torch.cat(preds).numpy()

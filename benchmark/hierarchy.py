@@ -11,14 +11,11 @@ used as phi_sem(y) by the semantic cosine losses of Barz & Denzler (WACV 2020):
 - d(a, b) = height(LCS(a, b)) / height(root), LCS = lowest common subsumer; S = 1 - d.
 - The "unitsphere" embedding places the classes on the unit sphere with E E^T = S exactly.
 
-Run `python -m benchmark.hierarchy HIERARCHY NUM_CLASSES OUT.npy` to write an embedding file
-with its JSON sidecar (a workflow stage can do this once per hierarchy).
+The workflow computes a dataset's embeddings once per hierarchy (`python -m benchmark embed`).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -26,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 METHODS = ("unitsphere",)
 
@@ -239,13 +235,13 @@ def coarse_label_hierarchy(fine_to_coarse: Sequence[int]) -> Hierarchy:
 
 
 def unitsphere_embedding(similarity: np.ndarray) -> np.ndarray:
-    """Unit-norm rows E (n x n, lower-triangular) with E E^T = S, built one class at a time.
+    """Unit-norm rows E (n x n, lower-triangular) with E E^T = S.
 
-    Class 0 is e_0. Class c takes the first c coordinates from the triangular system
-    E[:c, :c] x = S[c, :c] (dot products with the classes already placed) and coordinate c
-    = sqrt(1 - ||x||^2), which makes its norm 1. This is the Cholesky factor of S, so it needs S
-    positive definite; a hierarchy's S always is (it is a sum of non-negative multiples of
-    block indicators, one per node, with a positive term for every leaf).
+    The official construction places class 0 at e_0 and each next class c by solving the triangular
+    system over the classes already placed, then setting coordinate c to sqrt(1 - ||x||^2): that is
+    exactly the Cholesky factor of S, which numpy computes (tests/test_hierarchy.py checks it against the
+    official embeddings). S must be positive definite; a hierarchy's S always is (a sum of non-negative
+    multiples of block indicators, one per node, with a positive term for every leaf).
     """
     sim = np.asarray(similarity, dtype=np.float64)
     n = sim.shape[0]
@@ -254,36 +250,16 @@ def unitsphere_embedding(similarity: np.ndarray) -> np.ndarray:
     symmetric = np.allclose(sim, sim.T, rtol=0.0, atol=1e-12)
     if not (symmetric and np.allclose(np.diag(sim), 1.0, rtol=0.0, atol=1e-12)):
         raise ValueError("similarity matrix must be symmetric with ones on the diagonal")
-    emb = np.zeros((n, n))
-    emb[0, 0] = 1.0
-    for c in range(1, n):
-        x = solve_triangular(emb[:c, :c], sim[c, :c], lower=True)
-        rest = 1.0 - float(x @ x)
-        if rest <= 1e-12:
-            raise ValueError(f"similarity matrix is not positive definite (class {c}: residual {rest:.2g})")
-        emb[c, :c] = x
-        emb[c, c] = np.sqrt(rest)
-    return emb
+    try:
+        return np.linalg.cholesky(sim)
+    except np.linalg.LinAlgError:
+        raise ValueError("similarity matrix is not positive definite") from None
 
 
 def embed_hierarchy(hierarchy: Hierarchy, method: str = "unitsphere") -> np.ndarray:
     if method not in METHODS:
         raise ValueError(f"unknown class embedding method {method!r}; known: {', '.join(METHODS)}")
     return unitsphere_embedding(hierarchy.similarity_matrix())
-
-
-def class_embeddings(
-    hierarchy_path: str | Path,
-    num_classes: int,
-    method: str = "unitsphere",
-    class_ids: Sequence[int] | None = None,
-) -> np.ndarray:
-    """(num_classes, num_classes) float64 embeddings; row i embeds class i (leaf class_ids[i], default i)."""
-    return embed_hierarchy(parse_hierarchy(hierarchy_path, num_classes, class_ids), method)
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
@@ -329,36 +305,11 @@ def dataset_embeddings(hierarchy_path: str | Path, metadata: dict, class_ids: st
     return embed_hierarchy(parse_hierarchy(hierarchy_path, num_classes, ids))
 
 
-def load_embeddings(path: str | Path, expected_sha256: str | None = None) -> tuple[np.ndarray, dict]:
-    """Read embeddings and their sidecar; ValueError when they were made from another hierarchy."""
+def load_embeddings(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read embeddings and their sidecar; ValueError when they do not match."""
     path = Path(path)
     meta = json.loads(_sidecar(path).read_text())
-    if expected_sha256 is not None and meta.get("hierarchy_sha256") != expected_sha256:
-        raise ValueError(
-            f"{path} was computed from a hierarchy with sha256 {meta.get('hierarchy_sha256')}, "
-            f"expected {expected_sha256}; recompute it"
-        )
     emb = np.load(path)
     if list(emb.shape) != meta.get("shape"):
         raise ValueError(f"{path} has shape {list(emb.shape)} but its sidecar says {meta.get('shape')}")
     return emb, meta
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Compute semantic class embeddings from a hierarchy file.")
-    parser.add_argument("hierarchy", type=Path)
-    parser.add_argument("num_classes", type=int)
-    parser.add_argument("out", type=Path, help="output .npy (a .json sidecar is written beside it)")
-    parser.add_argument("--method", default="unitsphere", choices=METHODS)
-    parser.add_argument("--first-id", type=int, default=0, help="leaf id of class 0, ids consecutive (CUB: 1)")
-    args = parser.parse_args(argv)
-    ids = range(args.first_id, args.first_id + args.num_classes)
-    hierarchy = parse_hierarchy(args.hierarchy, args.num_classes, ids)
-    emb = embed_hierarchy(hierarchy, args.method)
-    save_embeddings(args.out, emb, file_sha256(args.hierarchy), args.method)
-    error = np.abs(emb @ emb.T - hierarchy.similarity_matrix()).max()
-    print(f"{args.out}: {emb.shape[0]} classes, max |E E^T - S| = {error:.2e}")
-
-
-if __name__ == "__main__":
-    main()

@@ -89,7 +89,7 @@ def log_cell(grid: str, metrics: dict, settings: dict) -> str:
     client = _client()
     experiment_id, parent_id = _locate(client, grid)
     cell = metrics["cell"]
-    key = f"{cell['dataset']}/{cell['loss']}/spc{cell['samples_per_class']}/seed{cell['seed']}"
+    key = f"{cell['dataset']}/{cell['method']}/spc{cell['samples_per_class']}/seed{cell['seed']}"
     now = int(time.time() * 1000)
     params = _flatten("", {**cell, **settings}, {})
     tags = {

@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmark.data.errors import DataError
+from benchmark.io import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +55,13 @@ def digests(path: Path) -> dict:
     return {"md5": md5.hexdigest(), "sha256": sha.hexdigest(), "size": size}
 
 
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_md5(path: Path, md5: str, dataset: str | None = None) -> None:
     """Raise DataError unless the file at `path` exists and has the md5 `md5`."""
     path = Path(path)
     label = _label(dataset, path.name)
     if not path.is_file():
         raise DataError(f"{label}: {path} does not exist; download it again (or place it there by hand)")
-    got = md5_file(path)
+    got = file_hash(path, "md5")
     if got != md5.lower():
         raise DataError(
             f"{label}: checksum mismatch for {path}: expected md5 {md5.lower()}, got {got}. The file is not "
@@ -98,7 +91,7 @@ def fetch(
     """
     dest = Path(dest)
     label = _label(dataset, dest.name)
-    if dest.exists() and not force and (md5 is None or md5_file(dest) == md5.lower()):
+    if dest.exists() and not force and (md5 is None or file_hash(dest, "md5") == md5.lower()):
         log.info("%s: %s already present", label, dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +102,7 @@ def fetch(
         part.unlink(missing_ok=True)
         _download(url, part, label, timeout)
     if md5 is not None:
-        got = md5_file(part)
+        got = file_hash(part, "md5")
         if got != md5.lower():
             part.unlink(missing_ok=True)
             raise DataError(

@@ -25,7 +25,6 @@ import re
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from benchmark.data.errors import DataError
-from benchmark.io import swap_in_dir
+from benchmark.io import make_staging_dir, swap_in_dir
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _CHUNK = 1 << 20
@@ -76,9 +75,7 @@ def extract(archive: Path, target: Path, *, dataset: str | None = None) -> Path:
         raise DataError(f"{label}: {archive} does not exist; download it again")
     if not is_archive(archive.name):
         raise DataError(f"{label}: unsupported archive type (expected {', '.join(SUFFIXES)})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
-    staging.chmod(0o755)
+    staging = make_staging_dir(target)
     try:
         members = _zip_members(archive) if archive.name.lower().endswith(".zip") else _tar_members(archive)
         for parts, kind, stream in members:

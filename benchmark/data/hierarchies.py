@@ -17,7 +17,6 @@ download: it comes from the prepared CIFAR-100 metadata.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from benchmark.data.errors import DataError
@@ -74,12 +73,13 @@ def download(name: str, settings: dict | None, out: Path) -> Path:
     """
     from benchmark.data.download import fetch
     from benchmark.hierarchy import parse_hierarchy
+    from benchmark.io import file_hash
 
     entry, src = HIERARCHIES.get(name, {}), source(name, settings)
     out = Path(out)
     fetch(src["url"], out, src["md5"], dataset=entry["dataset"], force=True)
     try:
-        got = hashlib.sha256(out.read_bytes()).hexdigest()
+        got = file_hash(out)
         if src["sha256"] and got != src["sha256"]:
             raise DataError(f"dataset {entry['dataset']}, file {out.name}: sha256 mismatch for the download from "
                             f"{src['url']}: expected {src['sha256']}, got {got}; check the URL or mirror")

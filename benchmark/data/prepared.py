@@ -6,8 +6,7 @@ A prepared dataset is a folder data/prepared/<name>/ holding
   train_idx.npy  int64 indices into images: the official training pool
   test_idx.npy   int64 indices: the held-out test set, never used for training or selection
   metadata.json  class names, counts, normalisation statistics and the sha256 of every array
-Plain .npy files (not .npz) so that the bytes, and hence DVC's hashes, are reproducible, and so
-that the images can be memory-mapped (`load_prepared(folder, mmap_mode="r")`).
+Plain .npy files (not .npz) so that the bytes, and hence DVC's hashes, are reproducible.
 
 The photo datasets are large at the paper's resolution (CUB at 512 x 512: 11,788 x 512 x 512 x 3
 bytes = 9.3 GB), so nothing here makes a widened copy of all images: the normalisation statistics
@@ -20,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import swap_in_dir
+from benchmark.io import file_hash, make_staging_dir, swap_in_dir
 
 ARRAYS = ("images", "labels", "train_idx", "test_idx")
 # Pixels per channel histogrammed at once: bounds the temporary copies (about 9 bytes a pixel).
@@ -44,14 +42,6 @@ class Prepared:
     @property
     def num_classes(self) -> int:
         return len(self.metadata["classes"])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_prepared(
@@ -89,14 +79,12 @@ def write_prepared(
         **(extra or {}),
     }
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the prepared data is meant to be shared
+    staging = make_staging_dir(out_dir)
     try:
         arrays = {"images": images, "labels": labels, "train_idx": train_idx, "test_idx": test_idx}
         for key, array in arrays.items():
             np.save(staging / f"{key}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        metadata["sha256"] = {key: sha256_file(staging / f"{key}.npy") for key in ARRAYS}
+        metadata["sha256"] = {key: file_hash(staging / f"{key}.npy") for key in ARRAYS}
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         swap_in_dir(staging, out_dir)
     except BaseException:
@@ -146,22 +134,22 @@ def data_hash(metadata: dict) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def load_prepared(folder: Path, mmap_mode: str | None = None) -> Prepared:
-    """Read a prepared folder; `mmap_mode="r"` maps the images instead of reading them.
+def load_prepared(folder: Path) -> Prepared:
+    """Read a prepared folder into memory (one copy, moved to the device once by the trainer).
 
-    The default reads everything into memory (small data, one copy moved to the device). With
-    `mmap_mode`, images.npy is memory-mapped (numpy's modes: "r", "c", "r+"), so a job that
-    only needs some images, or copies them straight to the device, never holds a second full
-    copy in RAM. The small arrays are always read.
+    A missing or unreadable folder is a DataError naming the folder and the fix.
     """
+    from benchmark.data.errors import DataError
+
     folder = Path(folder)
     meta_path = folder / "metadata.json"
+    fix = (f"run the workflow (it prepares data through DVC) or `dvc repro --pull` the stage of dvc.yaml "
+           f"that writes data/prepared/{folder.name}")
     if not meta_path.exists():
-        raise FileNotFoundError(
-            f"prepared data not found at {folder}; run the workflow (it prepares data through DVC) or "
-            f"`dvc repro --pull` the stage of dvc.yaml that writes data/prepared/{folder.name}"
-        )
-    metadata = json.loads(meta_path.read_text())
-    arrays = {key: np.load(folder / f"{key}.npy", allow_pickle=False,
-                           mmap_mode=mmap_mode if key == "images" else None) for key in ARRAYS}
+        raise DataError(f"prepared data not found at {folder}; {fix}")
+    try:
+        metadata = json.loads(meta_path.read_text())
+        arrays = {key: np.load(folder / f"{key}.npy", allow_pickle=False) for key in ARRAYS}
+    except (OSError, ValueError) as error:
+        raise DataError(f"prepared data at {folder} is incomplete or damaged ({error}); {fix}") from None
     return Prepared(metadata=metadata, **arrays)

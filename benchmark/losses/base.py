@@ -14,11 +14,6 @@ class Loss(nn.Module):
     argmax is the prediction, because the prediction rule differs between losses.
     """
 
-    #: Size of the network output this loss wants, given the number of classes.
-    @staticmethod
-    def output_dim(num_classes: int) -> int:
-        return num_classes
-
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         return output
 

@@ -74,9 +74,10 @@ class ClassBalancedLoss(Loss):
         num_classes: int,
         embed_dim: int,
         class_counts: Sequence[int] | None = None,
-        beta: float = 0.999,
-        base: str = "softmax",
-        gamma: float = 2.0,
+        *,
+        beta: float,
+        base: str,
+        gamma: float = 0.0,
     ) -> None:
         super().__init__()
         if class_counts is None:
@@ -111,9 +112,8 @@ class ClassBalancedLoss(Loss):
 class ClassBalancedSoftmax(ClassBalancedLoss):
     """Class-balanced softmax cross-entropy (base "softmax")."""
 
-    def __init__(
-        self, num_classes: int, embed_dim: int, class_counts: Sequence[int] | None = None, beta: float = 0.999
-    ) -> None:
+    def __init__(self, num_classes: int, embed_dim: int, class_counts: Sequence[int] | None = None, *,
+                 beta: float) -> None:
         super().__init__(num_classes, embed_dim, class_counts, beta=beta, base="softmax")
 
 
@@ -125,8 +125,9 @@ class ClassBalancedFocal(ClassBalancedLoss):
         num_classes: int,
         embed_dim: int,
         class_counts: Sequence[int] | None = None,
-        beta: float = 0.999,
-        gamma: float = 2.0,
+        *,
+        beta: float,
+        gamma: float,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_counts, beta=beta, base="focal", gamma=gamma)
 
@@ -134,9 +135,8 @@ class ClassBalancedFocal(ClassBalancedLoss):
 class ClassBalancedSigmoid(ClassBalancedLoss):
     """Class-balanced sigmoid cross-entropy (base "sigmoid")."""
 
-    def __init__(
-        self, num_classes: int, embed_dim: int, class_counts: Sequence[int] | None = None, beta: float = 0.999
-    ) -> None:
+    def __init__(self, num_classes: int, embed_dim: int, class_counts: Sequence[int] | None = None, *,
+                 beta: float) -> None:
         super().__init__(num_classes, embed_dim, class_counts, beta=beta, base="sigmoid")
 
 
@@ -148,7 +148,8 @@ class ClassBalancedSigmoidFocal(ClassBalancedLoss):
         num_classes: int,
         embed_dim: int,
         class_counts: Sequence[int] | None = None,
-        beta: float = 0.999,
-        gamma: float = 2.0,
+        *,
+        beta: float,
+        gamma: float,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_counts, beta=beta, base="sigmoid_focal", gamma=gamma)

@@ -58,8 +58,9 @@ class CosineCrossEntropyLoss(CosineLoss):
         num_classes: int,
         embed_dim: int,
         class_embeddings: torch.Tensor | None = None,
-        ce_weight: float = 0.1,
-        head_weight_decay: float = 5e-4,
+        *,
+        ce_weight: float,
+        head_weight_decay: float,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_embeddings)
         self.ce_weight = ce_weight

@@ -39,15 +39,16 @@ class FocalLoss(Loss):
     The softmax (multi-class) form of the focal loss of Lin et al. (2017, Eq. 5 with the
     alpha-balancing weight generalised to per-class weights w_c; the paper states it for the
     sigmoid and notes the softmax form works as well). gamma = 0 and w = 1 give softmax
-    cross-entropy; the default gamma = 2 is the paper's. Predict argmax f(x).
+    cross-entropy; the schema's default gamma = 2 is the paper's. Predict argmax f(x).
     """
 
     def __init__(
         self,
         num_classes: int,
         embed_dim: int,
-        gamma: float = 2.0,
-        class_weights: Sequence[float] | None = None,
+        *,
+        gamma: float,
+        class_weights: Sequence[float] | None,
     ) -> None:
         super().__init__()
         if gamma < 0:

@@ -26,7 +26,7 @@ class LabelSmoothingCrossEntropy(Loss):
     `label_smoothing`, which spreads epsilon over all C classes, the true one included.
     """
 
-    def __init__(self, num_classes: int, embed_dim: int, epsilon: float = 0.1) -> None:
+    def __init__(self, num_classes: int, embed_dim: int, *, epsilon: float) -> None:
         super().__init__()
         if not 0.0 <= epsilon < 1.0:
             raise ValueError(f"label_smoothing epsilon must lie in [0, 1), got {epsilon}")

@@ -26,13 +26,14 @@ TRACKING = f"results/tracking/{GRID}.json"
 # file reruns only that loss's cells).
 CORE_CODE = [
     f"benchmark/{name}.py"
-    for name in ("train", "runtime", "optim", "evaluate", "augment", "schedules", "validation", "data/subsets",
-                 "data/prepared")
+    for name in ("train/__init__", "train/build", "train/data", "train/loop", "train/record", "methods/__init__",
+                 "methods/base", "runtime", "optim", "evaluate", "augment", "schedules", "validation",
+                 "data/subsets", "data/prepared", "packs", "checkpoint")
 ]
 
 
-def cell_path(dataset, loss, spc, seed):
-    return f"{cell_dir(dataset, loss, spc, seed)}/metrics.json"
+def cell_path(dataset, method, spc, seed):
+    return f"{cell_dir(dataset, method, spc, seed)}/metrics.json"
 
 
 def all_cells():
@@ -45,29 +46,29 @@ def all_outputs():
 
 def cell_outputs(seeds):
     """The metrics.json files of a training job: one cell ({seed} a wildcard), or the cells of `seeds`."""
-    pattern = "results/cells/{{dataset}}/{{loss}}/spc{{spc}}/seed{seed}/metrics.json"
+    pattern = "results/cells/{{dataset}}/{{method}}/spc{{spc}}/seed{seed}/metrics.json"
     return pattern.format(seed="{seed}") if seeds is None else [pattern.format(seed=s) for s in seeds]
 
 
 def cell_log(seeds):
     name = "{seed}" if seeds is None else "_".join(map(str, seeds))
-    return f"logs/cells/{{dataset}}/{{loss}}/spc{{spc}}/seed{name}.log"
+    return f"logs/cells/{{dataset}}/{{method}}/spc{{spc}}/seed{name}.log"
 
 
 def cell_code(wildcards):
-    settings = cell_settings(config, wildcards.dataset, wildcards.loss)
-    loss = split_label(wildcards.loss)[0]
-    return [*CORE_CODE, source_file(LOSSES, loss), source_file(MODELS, settings["model"])]
+    settings = cell_settings(config, wildcards.dataset, wildcards.method)
+    method = split_label(wildcards.method)[0]
+    return [*CORE_CODE, source_file(LOSSES, method), source_file(MODELS, settings["model"])]
 
 
 def cell_embeddings(wildcards):
     """The cached class embeddings a semantic cell trains with (none for other losses)."""
-    settings = cell_settings(config, wildcards.dataset, wildcards.loss)
+    settings = cell_settings(config, wildcards.dataset, wildcards.method)
     return [settings["embeddings"]] if "embeddings" in settings else []
 
 
 def embedding_class_ids(wildcards):
-    return config["dataset_settings"][wildcards.dataset].get("class_ids", "labels")
+    return config["dataset_settings"][wildcards.dataset]["class_ids"]
 
 
 def reference_files():
@@ -75,4 +76,4 @@ def reference_files():
 
 
 def cell_settings_json(wildcards):
-    return json.dumps(cell_settings(config, wildcards.dataset, wildcards.loss), sort_keys=True)
+    return json.dumps(cell_settings(config, wildcards.dataset, wildcards.method), sort_keys=True)

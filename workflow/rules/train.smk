@@ -45,15 +45,15 @@ for seeds in seed_groups(config):
             python=PYTHON,
             settings=cell_settings_json,
             seeds=lambda w, output: " ".join(Path(o).parent.name.removeprefix("seed") for o in output),
-            device=config.get("device", "auto"),
-            cells_per_gpu=config.get("cells_per_gpu", 1),
+            device=config["device"],
+            cells_per_gpu=config["cells_per_gpu"],
             # survive a failed or preempted job (they are not outputs): the next run resumes from them
             checkpoints=lambda w, output: " ".join(str(Path(o).parent / "checkpoint.pt") for o in output),
-        threads: config.get("threads", 1)
+        threads: config["threads"]
         resources:
-            gpu=1 if cuda_requested(config.get("device", "auto")) else 0,
+            gpu=1 if cuda_requested(config["device"]) else 0,
         shell:
-            "{params.python} -m benchmark train --dataset {wildcards.dataset} --loss {wildcards.loss}"
+            "{params.python} -m benchmark train --dataset {wildcards.dataset} --method {wildcards.method}"
             " --spc {wildcards.spc} --seed {params.seeds} --settings {params.settings:q}"
             " --data {input.data} --out {output} --tracking {input.tracking}"
             " --device {params.device} --threads {threads} --cells-per-gpu {params.cells_per_gpu}"

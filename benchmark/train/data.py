@@ -1,0 +1,92 @@
+"""The cell's data on its device: images moved there once, batches indexed and augmented there.
+
+The whole prepared dataset goes to the device once as uint8; each step indexes a batch from it,
+augments it there (benchmark/augment.py) and normalises it. Batch order comes from one seeded
+generator whose state a checkpoint saves, so a resumed cell draws the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.augment import augment, eval_view
+from benchmark.data.prepared import Prepared, load_prepared
+
+
+class DeviceData:
+    """Prepared images (uint8) and labels on the device, with per-channel normalisation constants."""
+
+    def __init__(self, prepared: Prepared, device: torch.device) -> None:
+        self.images = torch.from_numpy(prepared.images).to(device)  # uint8 (N, H, W, C)
+        self.labels = torch.from_numpy(prepared.labels).to(device)
+        meta = prepared.metadata
+        self.mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(meta["std"], device=device).clamp_min(1e-6).view(1, -1, 1, 1) * 255.0
+
+    def pixels(self, idx: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) of the images `idx` (a permuted view; augmentation gathers from it)."""
+        return self.images[idx].permute(0, 3, 1, 2)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def train_batch(self, idx: torch.Tensor, aug: dict, generator: torch.Generator,
+                    memory_format: torch.memory_format) -> torch.Tensor:
+        """The normalised, augmented training batch of the images `idx`."""
+        return self.normalise(augment(self.pixels(idx), aug, generator)).contiguous(memory_format=memory_format)
+
+    def eval_batches(self, idx: np.ndarray, aug: dict, batch_size: int, memory_format: torch.memory_format):
+        """The images `idx` as seen at test time (centre crop, no augmentation), in batches."""
+        idx_t = torch.from_numpy(idx).to(self.images.device)
+        for chunk in idx_t.split(batch_size):
+            yield self.normalise(eval_view(self.pixels(chunk), aug)).contiguous(memory_format=memory_format)
+
+
+def load_data(data_dir: Path, device: torch.device) -> tuple[Prepared, DeviceData]:
+    """The prepared dataset, read and moved to the device once per process (packed cells share it)."""
+    return _load_data(Path(data_dir), device, (Path(data_dir) / "metadata.json").stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=1)
+def _load_data(data_dir: Path, device: torch.device, version: int) -> tuple[Prepared, DeviceData]:  # noqa: ARG001
+    prepared = load_prepared(data_dir)
+    return prepared, DeviceData(prepared, device)
+
+
+class BatchStream:
+    """Endless batches over repeated, freshly shuffled passes through `subset`; its state can be saved."""
+
+    def __init__(self, subset: np.ndarray, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.subset = torch.from_numpy(subset)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.device = device
+        self.buffer = torch.empty(0, dtype=torch.int64)
+
+    def __next__(self) -> torch.Tensor:
+        while self.buffer.numel() < self.batch_size:
+            order = torch.randperm(self.subset.numel(), generator=self.generator)
+            self.buffer = torch.cat([self.buffer, self.subset[order]])
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
+        return batch.to(self.device, non_blocking=True)
+
+    def state(self) -> dict:
+        return {"buffer": self.buffer.clone(), "generator": self.generator.get_state()}
+
+    def restore(self, state: dict) -> None:
+        self.buffer = state["buffer"]
+        self.generator.set_state(state["generator"])
+
+
+def steps_per_epoch(train: dict, pool_size: int) -> int:
+    """Optimisation steps per epoch: `auto` = the full training pool / batch size, the same for every
+    samples-per-class value (small subsets are repeated, as in the paper), or a fixed number."""
+    value = train["steps_per_epoch"]
+    if value == "auto":
+        return math.ceil(pool_size / train["batch_size"])
+    return int(value)

@@ -1,0 +1,58 @@
+"""The test of a trained cell and its record: the content of metrics.json (see the README)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from benchmark.evaluate import accuracy, balanced_accuracy
+from benchmark.train.build import CellRun
+from benchmark.train.loop import Progress, predict_images
+
+
+def select_weights(run: CellRun, progress: Progress) -> int:
+    """Load the weights to test (`select: best_val`: the best validation epoch's) and return their epoch (0-based)."""
+    if run.train["select"] == "best_val" and progress.best["state"] is not None:
+        run.method.load_state_dict(progress.best["state"])
+        return progress.best["epoch"]
+    return len(progress.curves["lr"]) - 1
+
+
+def test_and_record(run: CellRun, progress: Progress, timing: dict, resumed: bool) -> dict:
+    """Evaluate the selected weights on the test set, once, and return the cell's metrics."""
+    tested_epoch = select_weights(run, progress)
+    test_idx = run.prepared.test_idx
+    started = time.perf_counter()
+    pred = predict_images(run, test_idx)  # the one use of the test set
+    timing["test_s"] = time.perf_counter() - started
+    target = run.prepared.labels[test_idx]
+    curves, val = progress.curves, run.val_idx
+    metrics = {
+        "cell": asdict(run.cell),
+        "status": progress.status,
+        "test_accuracy": accuracy(pred, target),
+        "test_balanced_accuracy": balanced_accuracy(pred, target, run.prepared.num_classes),
+        "tested_epoch": tested_epoch,
+        "validation": {
+            "fraction": run.train["validation_fraction"],
+            "images": int(val.size),
+            "select": run.train["select"],
+            "best_accuracy": progress.best["accuracy"] if val.size else None,
+            "best_epoch": progress.best["epoch"],
+            "final_accuracy": curves["val_accuracy"][-1] if curves.get("val_accuracy") else None,
+        },
+        "epochs_run": len(curves["train_loss"]),
+        "steps_per_epoch": run.steps,
+        "train_images": int(run.train_idx.size),
+        "num_classes": run.prepared.num_classes,
+        "curves": curves,
+        "wall_time_s": progress.elapsed_s + time.perf_counter() - run.started,
+        "resumed": resumed,
+        "device": str(run.runtime.device),
+        "runtime": run.runtime.describe(),
+        "timing": timing,
+        "data_hash": run.data_hash,
+    }
+    if run.embeddings is not None:
+        metrics["class_embeddings"] = run.embeddings
+    return metrics
