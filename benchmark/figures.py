@@ -6,6 +6,7 @@ Type 42 keeps the text selectable and editable.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from benchmark.io import write_atomic
@@ -15,8 +16,6 @@ FONT_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
 
 def save_figure(fig, prefix: Path, suffixes: tuple[str, ...] = (".png", ".pdf")) -> list[Path]:
     """Write `fig` to <prefix>.png and <prefix>.pdf (Type 42 fonts), close it and return the paths."""
-    import io
-
     import matplotlib
     import matplotlib.pyplot as plt
 

@@ -206,7 +206,7 @@ def cd_diagram(avg_ranks: pd.Series, cd: float, prefix: Path, title: str | None 
     """
     import matplotlib
 
-    from benchmark.figures import FONT_RC, save_figure
+    from benchmark.figures import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -217,33 +217,32 @@ def cd_diagram(avg_ranks: pd.Series, cd: float, prefix: Path, title: str | None 
     groups = cd_groups(ordered, cd)
     half = (k + 1) // 2
     lo, hi = 1, max(k, 2)
-    with matplotlib.rc_context(FONT_RC):
-        height = 1.2 + 0.28 * (half + len(groups))
-        fig, ax = plt.subplots(figsize=(7.0, height), dpi=150)
-        ax.set_xlim(lo - 0.9, hi + 0.9)
-        ax.set_ylim(-half - 0.25 * len(groups) - 0.4, 1.4)
-        ax.axis("off")
-        ax.plot([lo, hi], [0, 0], color="black", lw=1)
-        for tick in range(lo, hi + 1):
-            ax.plot([tick, tick], [0, 0.12], color="black", lw=1)
-            ax.text(tick, 0.2, str(tick), ha="center", va="bottom", fontsize=8)
-        ax.plot([lo, lo + cd], [0.9, 0.9], color="black", lw=1.5)
-        for end in (lo, lo + cd):
-            ax.plot([end, end], [0.82, 0.98], color="black", lw=1.5)
-        ax.text(lo + cd / 2, 1.02, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
-        for i, (name, rank) in enumerate(ordered.items()):
-            text = f"{labels.get(name, name)} ({rank:.2f})"
-            if i < half:
-                y, x_end, ha = -(i + 1) - 0.25 * len(groups), lo - 0.8, "left"
-            else:
-                y, x_end, ha = -(k - i) - 0.25 * len(groups), hi + 0.8, "right"
-            ax.plot([rank, rank, x_end], [0, y, y], color="black", lw=0.8)
-            ax.text(x_end, y + 0.05, text, ha=ha, va="bottom", fontsize=8)
-        for g, group in enumerate(groups):
-            y = -0.25 * (g + 1)
-            ax.plot([ordered[group[0]] - 0.05, ordered[group[-1]] + 0.05], [y, y], color="black", lw=3,
-                    solid_capstyle="butt")
-        if title:
-            ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        return save_figure(fig, prefix)
+    height = 1.2 + 0.28 * (half + len(groups))
+    fig, ax = plt.subplots(figsize=(7.0, height), dpi=150)
+    ax.set_xlim(lo - 0.9, hi + 0.9)
+    ax.set_ylim(-half - 0.25 * len(groups) - 0.4, 1.4)
+    ax.axis("off")
+    ax.plot([lo, hi], [0, 0], color="black", lw=1)
+    for tick in range(lo, hi + 1):
+        ax.plot([tick, tick], [0, 0.12], color="black", lw=1)
+        ax.text(tick, 0.2, str(tick), ha="center", va="bottom", fontsize=8)
+    ax.plot([lo, lo + cd], [0.9, 0.9], color="black", lw=1.5)
+    for end in (lo, lo + cd):
+        ax.plot([end, end], [0.82, 0.98], color="black", lw=1.5)
+    ax.text(lo + cd / 2, 1.02, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, (name, rank) in enumerate(ordered.items()):
+        text = f"{labels.get(name, name)} ({rank:.2f})"
+        if i < half:
+            y, x_end, ha = -(i + 1) - 0.25 * len(groups), lo - 0.8, "left"
+        else:
+            y, x_end, ha = -(k - i) - 0.25 * len(groups), hi + 0.8, "right"
+        ax.plot([rank, rank, x_end], [0, y, y], color="black", lw=0.8)
+        ax.text(x_end, y + 0.05, text, ha=ha, va="bottom", fontsize=8)
+    for g, group in enumerate(groups):
+        y = -0.25 * (g + 1)
+        ax.plot([ordered[group[0]] - 0.05, ordered[group[-1]] + 0.05], [y, y], color="black", lw=3,
+                solid_capstyle="butt")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, prefix)

@@ -135,6 +135,8 @@ def summarise(
         dict.fromkeys(zip(frame.dataset, frame.spc, strict=True)))
     if not columns:
         raise ValueError("the table has no (dataset, spc) column")
+    if baseline is not None and baseline not in methods:
+        raise ValueError(f"the baseline {baseline!r} is not one of the table's methods {methods}")
     groups = {key: rows for key, rows in frame.groupby(["dataset", "spc", "method"], sort=False)}
     for (dataset, spc, method), rows in groups.items():
         if rows.duplicated(RUN_KEY).any():
