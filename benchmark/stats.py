@@ -75,14 +75,18 @@ def paired_test(a: pd.Series, b: pd.Series) -> Paired:
     """
     if not (a.index.is_unique and b.index.is_unique):
         raise ValueError("paired_test needs one value per run key; the index has duplicates")
-    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna()
-    diff = (joined["a"] - joined["b"]).to_numpy(dtype=float)
+    if not a.index.equals(b.index):
+        a, b = a.align(b, join="inner")
+    x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    diff = x - y
     n = len(diff)
     if n == 0:
         return Paired(math.nan, math.nan, 0, None, None)
     if n < 2:
         return Paired(float(diff[0]), math.nan, 1, None, None)
-    result = sps.ttest_rel(joined["a"].to_numpy(dtype=float), joined["b"].to_numpy(dtype=float))
+    result = sps.ttest_rel(x, y)
     t, p = float(result.statistic), float(result.pvalue)
     if math.isnan(p):
         return Paired(float(diff.mean()), float(diff.std(ddof=1)), n, None, None)

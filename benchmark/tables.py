@@ -40,6 +40,7 @@ from benchmark.stats import (
 )
 
 REQUIRED = ("dataset", "method", "spc", "split", "seed", "status", "per_class")
+KEY = ["dataset", "spc", "method"]
 RUN_KEY = ["split", "seed"]
 
 # Tidy summary columns, in CSV order.
@@ -87,26 +88,11 @@ class Summary:
                 "blocks": len(self.blocks), "cd": self.cd, "baseline_comparisons": self.n_comparisons}
 
 
-def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
-    """The metric of the runs that count, indexed by (split, seed)."""
-    done = rows[(rows.status != "missing") & rows[metric].notna()]
-    return done.set_index(RUN_KEY)[metric].astype(float)
-
-
-def _diverged_runs(rows: pd.DataFrame) -> str:
-    bad = rows[rows.status == "diverged"].sort_values(RUN_KEY)
-    return ", ".join(f"split {int(r.split)} seed {int(r.seed)}" for r in bad.itertuples())
-
-
-def _describe_cell(rows: pd.DataFrame, metric: str, confidence: float) -> dict:
-    desc = describe(_values(rows, metric).to_numpy(), confidence)
-    ci = desc.ci or (math.nan, math.nan)
-    missing = int(((rows.status == "missing") | rows[metric].isna()).sum())
-    return {
-        "runs": len(rows), "n": desc.n, "missing": missing, "diverged": int((rows.status == "diverged").sum()),
-        "diverged_runs": _diverged_runs(rows), "mean": desc.mean, "sd": desc.sd, "ci_low": ci[0], "ci_high": ci[1],
-        "per_class": float(rows.per_class.mean()) if rows.per_class.notna().any() else math.nan,
-    }
+def _diverged_runs(frame: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """ "split 0 seed 2, split 1 seed 0" per (dataset, spc, method) with diverged runs."""
+    bad = frame[frame.status == "diverged"].sort_values(RUN_KEY)
+    return {key: ", ".join(f"split {int(r.split)} seed {int(r.seed)}" for r in rows.itertuples())
+            for key, rows in bad.groupby(KEY, sort=False)}
 
 
 def summarise(
@@ -137,19 +123,39 @@ def summarise(
         raise ValueError("the table has no (dataset, spc) column")
     if baseline is not None and baseline not in methods:
         raise ValueError(f"the baseline {baseline!r} is not one of the table's methods {methods}")
-    groups = {key: rows for key, rows in frame.groupby(["dataset", "spc", "method"], sort=False)}
-    for (dataset, spc, method), rows in groups.items():
-        if rows.duplicated(RUN_KEY).any():
-            raise ValueError(f"{dataset} spc {spc} {method}: more than one row per (split, seed)")
+    duplicated = frame[frame.duplicated(KEY + RUN_KEY, keep=False)]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        raise ValueError(f"{first.dataset} spc {first.spc} {first.method}: more than one row per (split, seed)")
+
+    has_value = (frame.status != "missing") & frame[metric].notna()
+    counts = frame.assign(_value=has_value, _diverged=frame.status == "diverged").groupby(KEY, sort=False).agg(
+        runs=("_value", "size"), n_values=("_value", "sum"), diverged=("_diverged", "sum"),
+        per_class=("per_class", "mean"))
+    # The metric of the runs that count, per (dataset, spc, method), indexed by the run "split/seed": the
+    # pairing key of the paired tests (a flat string index; a MultiIndex per group is much slower to build).
+    done = frame[has_value]
+    runs = pd.Index((done.split.astype(str) + "/" + done.seed.astype(str)).to_numpy(), name="run")
+    series = pd.Series(done[metric].to_numpy(dtype=float), index=runs)
+    values = {key: series.iloc[idx] for key, idx in done.groupby(KEY, sort=False).indices.items()}
+    empty = pd.Series([], index=pd.Index([], name="run", dtype=object), dtype=float)
+    diverged_runs = _diverged_runs(frame)
     records = []
     for dataset, spc in columns:
         for method in methods:
-            rows = groups.get((dataset, spc, method))
-            if rows is not None:
-                records.append({"dataset": dataset, "spc": spc, "method": method,
-                                **_describe_cell(rows, metric, confidence)})
+            key = (dataset, spc, method)
+            if key not in counts.index:
+                continue  # not run
+            values.setdefault(key, empty)
+            desc = describe(values[key].to_numpy(), confidence)
+            ci = desc.ci or (math.nan, math.nan)
+            c = counts.loc[key]
+            records.append({
+                "dataset": dataset, "spc": spc, "method": method, "per_class": c.per_class, "runs": int(c.runs),
+                "n": desc.n, "missing": int(c.runs - c.n_values), "diverged": int(c.diverged),
+                "diverged_runs": diverged_runs.get(key, ""), "mean": desc.mean, "sd": desc.sd,
+                "ci_low": ci[0], "ci_high": ci[1]})
     cells = pd.DataFrame.from_records(records).reindex(columns=COLUMNS)
-    values = {key: _values(rows, metric) for key, rows in groups.items()}
 
     _compare_to_baseline(cells, values, baseline, alpha)
     _bold(cells, values, alpha)
@@ -177,14 +183,14 @@ def _compare_to_baseline(cells: pd.DataFrame, values: dict, baseline: str | None
     cells["marker"] = ""
     if baseline is None:
         return
-    for i, row in cells.iterrows():
-        base = values.get((row.dataset, row.spc, baseline))
-        if row.method == baseline or base is None:
-            continue
-        test = paired_test(values[(row.dataset, row.spc, row.method)], base)
-        cells.loc[i, ["diff_to_baseline", "diff_sd", "n_pairs", "t", "p"]] = [
-            test.mean_diff, test.sd, test.n, test.t if test.t is not None else math.nan,
-            test.p if test.p is not None else math.nan]
+    found = {}
+    for i, r in enumerate(cells.itertuples()):
+        base = values.get((r.dataset, r.spc, baseline))
+        if r.method != baseline and base is not None:
+            test = paired_test(values[(r.dataset, r.spc, r.method)], base)
+            found[cells.index[i]] = (test.mean_diff, test.sd, test.n, _nan(test.t), _nan(test.p))
+    if found:
+        cells.loc[list(found), ["diff_to_baseline", "diff_sd", "n_pairs", "t", "p"]] = list(found.values())
     cells["p_holm"] = holm(cells.p.to_numpy(dtype=float))
     significant = cells.p_holm < alpha
     cells["significant"] = significant
@@ -192,10 +198,15 @@ def _compare_to_baseline(cells: pd.DataFrame, values: dict, baseline: str | None
     cells.loc[significant & (cells.diff_to_baseline < 0), "marker"] = "worse"
 
 
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _bold(cells: pd.DataFrame, values: dict, alpha: float) -> None:
     """Best mean per column, and every entry not significantly worse than it (Holm within the column)."""
     cells["best"] = False
     cells["bold"] = False
+    found = {}
     for (dataset, spc), col in cells.groupby(["dataset", "spc"], sort=False):
         done = col[col.n > 0]
         if done.empty:
@@ -204,13 +215,14 @@ def _bold(cells: pd.DataFrame, values: dict, alpha: float) -> None:
         best_values = values[(dataset, spc, cells.loc[best, "method"])]
         others = [i for i in done.index if i != best]
         tests = [paired_test(values[(dataset, spc, cells.loc[i, "method"])], best_values) for i in others]
-        p = [t.p for t in tests]
-        adjusted = holm(p)
+        adjusted = holm([t.p for t in tests])
         cells.loc[best, ["best", "bold"]] = True
-        for i, test, raw, adj in zip(others, tests, p, adjusted, strict=True):
-            cells.loc[i, ["diff_to_best", "p_vs_best", "p_vs_best_holm"]] = [
-                test.mean_diff, raw if raw is not None else math.nan, adj]
-            cells.loc[i, "bold"] = not (adj < alpha and test.mean_diff < 0)
+        for i, test, adj in zip(others, tests, adjusted, strict=True):
+            worse = adj < alpha and test.mean_diff < 0
+            found[i] = (test.mean_diff, _nan(test.p), adj, not worse)
+    if found:
+        cells.loc[list(found), ["diff_to_best", "p_vs_best", "p_vs_best_holm", "bold"]] = list(found.values())
+    cells["bold"] = cells["bold"].astype(bool)
 
 
 def _add_reference(cells: pd.DataFrame, reference: Reference | None) -> None:
@@ -271,12 +283,11 @@ def entry(row: pd.Series, style: str = "text", reference_label: str = "paper") -
 
 def grid(summary: Summary, style: str = "text") -> pd.DataFrame:
     """Methods x (dataset, spc) entry strings; "-" where a method is not run on that column."""
-    out = pd.DataFrame("-", index=summary.methods,
-                       columns=pd.MultiIndex.from_tuples(summary.columns, names=["dataset", "spc"]))
     label = summary.reference.label if summary.reference else "paper"
-    for _, row in summary.cells.iterrows():
-        out.loc[row.method, (row.dataset, row.spc)] = entry(row, style, label)
-    return out
+    entries = {(row.method, (row.dataset, row.spc)): entry(row, style, label) for _, row in summary.cells.iterrows()}
+    return pd.DataFrame([[entries.get((m, c), "-") for c in summary.columns] for m in summary.methods],
+                        index=summary.methods,
+                        columns=pd.MultiIndex.from_tuples(summary.columns, names=["dataset", "spc"]))
 
 
 def _label(summary: Summary, name: str) -> str:
