@@ -67,8 +67,8 @@ class Paired:
 def paired_test(a: pd.Series, b: pd.Series) -> Paired:
     """Paired t-test of a - b over the runs both have: t = mean(d) / (sd(d) / sqrt(n)), two-sided p.
 
-    `a` and `b` are indexed by the run key, e.g. a MultiIndex (split, seed); the runs are matched
-    by that index, never by position, and a run where either value is NaN is left out. With n < 2
+    `a` and `b` are indexed by the run key, e.g. (split, seed) tuples or "split/seed" strings; the
+    runs are matched by that index, never by position, and a run where either value is NaN is left out. With n < 2
     pairs there is no test (t and p None). When every difference is exactly 0 there is no evidence
     either way and scipy's NaN p becomes None; equal non-zero differences give t = ±inf, p = 0
     (scipy.stats.ttest_rel's answer).
