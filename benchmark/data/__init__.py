@@ -14,6 +14,7 @@ from types import ModuleType
 
 DATASETS: dict[str, str] = {
     "digits": "benchmark.data.digits",
+    "mnist5k": "benchmark.data.mnist5k",
     "cub": "benchmark.data.cub",
     "nabirds": "benchmark.data.nabirds",
     "cars": "benchmark.data.cars",
