@@ -20,10 +20,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from benchmark.data import DATASETS, dataset_module
-from benchmark.losses import LOSSES, SEMANTIC, split_label
-from benchmark.models import MODELS
 from benchmark.reference import ReferenceFileError, load_reference
+from benchmark.registry import DATASETS, METHODS, MODELS, SEMANTIC, dataset_module, split_label
 from benchmark.schedules import sgdr_epochs
 from benchmark.validation import validation_count
 
@@ -48,7 +46,7 @@ def _schema() -> dict:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     props, definitions = schema["properties"], schema["definitions"]
     props["datasets"]["items"]["enum"] = sorted(DATASETS)
-    definitions["method_list"]["items"]["enum"] = sorted(LOSSES)
+    definitions["method_list"]["items"]["enum"] = sorted(METHODS)
     definitions["train_override"] = _without_defaults(definitions["train"])
     props["dataset_settings"]["propertyNames"] = {"enum": sorted(DATASETS)}
     props["dataset_settings"]["additionalProperties"]["properties"]["model"]["enum"] = sorted(MODELS)
@@ -265,11 +263,6 @@ def hierarchy_path(name: str) -> str:
     return f"data/hierarchies/{name}.txt"
 
 
-def embeddings_path(dataset: str, hierarchy: str) -> str:
-    """The cached class embeddings of `hierarchy` for `dataset` (written by the class_embeddings rule)."""
-    return f"results/embeddings/{dataset}/{hierarchy}.npy"
-
-
 def train_settings(config: dict, dataset: str, label: str) -> dict:
     """Training settings of one (dataset, method label): the top-level ones, then the dataset's, lr resolved.
 
@@ -295,49 +288,18 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
     return train
 
 
-def cell_settings(config: dict, dataset: str, label: str) -> dict:
-    """Everything a cell's result depends on besides its identity; a change reruns that cell."""
-    ds = config["dataset_settings"][dataset]
-    name, hierarchy = split_label(label)
-    settings = {
-        "model": ds["model"],
-        "augment": ds["augment"],
-        "train": train_settings(config, dataset, label),
-        "loss": config["method_settings"][name],
-        "precision": config["precision"],
-        "compile": config["compile"],
-        "deterministic": config["deterministic"],
-        "eval_batch_size": config["eval_batch_size"],
-    }
-    if hierarchy is not None:
-        settings["hierarchy"] = hierarchy
-        settings["embeddings"] = embeddings_path(dataset, hierarchy)
-    return settings
+def merged(base: dict, *overlays: dict) -> dict:
+    """`overlays` merged over `base` as Snakemake merges --configfile files: mappings merge, lists replace."""
+    out = copy.deepcopy(base)
+    for overlay in overlays:
+        out = _merge(out, overlay)
+    return out
 
 
-def load_config(path: Path) -> dict:
-    return validate(yaml.safe_load(Path(path).read_text()))
-
-
-def cell_dir(dataset: str, method: str, spc, seed: int) -> str:
-    return f"results/cells/{dataset}/{method}/spc{spc}/seed{seed}"
-
-
-def seed_groups(config: dict) -> list[list[int] | None]:
-    """The seeds each training job trains in a row: [None] for one cell per job (`seeds_per_job: 1`)."""
-    size = config["seeds_per_job"]
-    if size == 1:
-        return [None]
-    seeds = config["seeds"]
-    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
-
-
-def cells(config: dict) -> list[tuple[str, str, object, int]]:
-    """Every (dataset, method label, samples per class, seed) of the grid."""
-    return [
-        (d, label, n, s)
-        for d in config["datasets"]
-        for label in method_labels(config, d)
-        for n in dataset_spc(config, d)
-        for s in config["seeds"]
-    ]
+def load_config(*paths: Path, base: Path | None = None) -> dict:
+    """The validated config of `paths` merged in order over `base` (config/config.yaml for an overlay: what
+    `snakemake --configfile <paths>` runs)."""
+    layers = [yaml.safe_load(Path(p).read_text()) or {} for p in paths]
+    if base is not None:
+        layers.insert(0, yaml.safe_load(Path(base).read_text()))
+    return validate(merged({}, *layers))

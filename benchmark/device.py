@@ -17,6 +17,10 @@ def cuda_requested(device: str) -> bool:
     return cuda_present() if device == "auto" else device.startswith("cuda")
 
 
+class DeviceError(RuntimeError):
+    """The device a cell asks for is not here; the message names it and the fix."""
+
+
 def resolve_device(requested: str):
     """The torch.device for `requested` ('auto' picks CUDA when torch sees a GPU)."""
     import torch
@@ -25,5 +29,5 @@ def resolve_device(requested: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} requested but CUDA is not available; use device: auto or cpu")
+        raise DeviceError(f"device {requested!r} requested but CUDA is not available here; use device: auto or cpu")
     return device

@@ -1,71 +1,155 @@
-"""Several cells in one process: the seeds of one (dataset, method, samples per class) trained in a row.
+"""The pack protocol: one training job trains the cells of a pack, one after the other, never losing one.
 
-Each cell writes its own metrics.json and logs its own MLflow run. In a pack of several, a finished
-cell also leaves its metrics in its checkpoint file until the whole pack is done: a failed job loses
-its outputs to Snakemake, and the rerun then restores those cells instead of training them again.
+A pack is up to `seeds_per_job` runs (split, seed) of one configuration (benchmark/grid.py). For each
+cell the job takes the cell's lock (two grids sharing a cell may run at once), then:
+- a record (metrics.json) that is this cell's result with these settings, data and code: kept as it is
+  (a finished cell is never retrained, whichever grid or pack trained it);
+- a record made by other settings, data or code: set aside as metrics.json.stale, then the cell trains;
+- otherwise the cell trains, resuming its checkpoint when the checkpoint was made by this same cell,
+  settings, data and code (benchmark/checkpoint.py sets any other aside).
+A finished cell writes its record first, then tells the tracking store (benchmark/tracking.py; a store
+that fails only leaves the cell marked as not yet logged, for the grid's `track` job). When every cell
+has its record the job writes the pack's marker, its only Snakemake output: Snakemake deletes the
+outputs of a failed job, and the cells' records are not among them.
+SIGTERM (preemption) saves the running cell's checkpoint and exits with 75; the rerun resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import sys
+import time
 from pathlib import Path
 
 from benchmark import checkpoint
-from benchmark.io import write_json
-from benchmark.train import Cell, cell_fingerprint, train_cell
+from benchmark.code import cell_roots, code_files, code_hash
+from benchmark.data.prepared import data_hash
+from benchmark.io import file_hash, write_json
+from benchmark.records import RecordError, mismatch, read_record
+from benchmark.train import Cell, RunOptions, train_cell
 
 
-def _spc(value: str) -> int | str:
-    return value if value == "all" else int(value)
+class DataReceiptError(RuntimeError):
+    """The prepared data is not what its receipt says; one line naming both and the fix."""
 
 
-def train_pack(args, settings: dict, outs: list[Path], saved: list[Path | None], claim, tracking: dict | None) -> None:
-    checkpoint.install_sigterm_handler()
-    packed = len(args.seed) > 1
-    for seed, out, path in zip(args.seed, outs, saved, strict=True):
-        cell = Cell(args.dataset, args.method, _spc(args.spc), seed)
-        run_settings = {**settings, "device": args.device, "threads": args.threads}
-        finished = _finished(path, cell, run_settings) if packed else None
-        if finished is None:
-            finished = _train_one(cell, run_settings, settings, args, path, claim, tracking)
-        write_json(out, finished)  # last: its existence means the cell is complete
-        if packed and path is not None:
-            checkpoint.Checkpoints(path, cell_fingerprint(cell, run_settings, finished["data_hash"])).save(
-                {"fingerprint": cell_fingerprint(cell, run_settings, finished["data_hash"]), "finished": finished})
-        print(f"{cell.key}: {finished['status']}, test accuracy {finished['test_accuracy']:.4f}, "
-              f"{finished['wall_time_s']:.1f} s on {finished['device']}", flush=True)
-    for path in filter(None, saved):
-        path.unlink(missing_ok=True)
+def prepared_data_hash(folder: Path, receipt: Path | None) -> str:
+    """The hash of the prepared data the pack trains on, checked against the workflow's data receipt."""
+    from benchmark.data.prepared import load_metadata
+
+    found = data_hash(load_metadata(folder))
+    if receipt is not None and receipt.exists():
+        expected = json.loads(receipt.read_text())["data_hash"]
+        if expected != found:
+            raise DataReceiptError(
+                f"{folder} holds data {found} but {receipt} says it was prepared as {expected}: it was replaced "
+                f"outside the workflow; run `dvc checkout {folder}` or delete {receipt} to prepare it again")
+    return found
 
 
-def _finished(path: Path | None, cell: Cell, run_settings: dict) -> dict | None:
-    """The record a failed pack left for `cell` in its checkpoint file (it is restored, not retrained)."""
-    if path is None or not path.exists():
+@contextlib.contextmanager
+def cell_lock(cell_dir: Path):
+    """Hold the cell's lock file while it is trained: a second job asking for the same cell waits for it."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    with open(cell_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{cell_dir}: another job is training this cell; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def usable_record(path: Path, coordinates: dict, identity: dict) -> dict | None:
+    """The record at `path` if it is this cell's result with `identity`; a record made by anything else is set
+    aside as <name>.stale with one line, so that a stale result can neither be used nor lost."""
+    if not path.exists():
         return None
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    finished = state.get("finished")
-    if finished is None or state["fingerprint"] != cell_fingerprint(cell, run_settings, finished["data_hash"]):
-        return None
-    return finished
-
-
-def _train_one(cell: Cell, run_settings: dict, settings: dict, args, path: Path | None, claim,
-               tracking: dict | None) -> dict:
-    from benchmark.provenance import provenance
-
     try:
-        metrics = train_cell(cell, run_settings, Path(args.data), path, args.checkpoint_every)
-    except checkpoint.Preempted as stop:
-        print(f"{cell.key}: {stop}", file=sys.stderr, flush=True)
-        sys.exit(checkpoint.EXIT_PREEMPTED)
-    metrics["settings"] = settings
-    metrics["provenance"] = provenance(metrics["device"])
-    if claim is not None:
-        metrics["provenance"]["gpu"] = claim.gpu
-    if tracking is not None:
-        from benchmark.tracking import log_cell
+        record = read_record(path)
+        problem = mismatch(record, coordinates, identity)
+    except RecordError as error:
+        problem = str(error)
+        record = None
+    if problem is None:
+        return record
+    aside = path.with_name(path.name + ".stale")
+    path.replace(aside)
+    print(f"{path} set aside as {aside.name}: {problem}; the cell trains again", file=sys.stderr, flush=True)
+    return None
 
-        metrics["mlflow_run_id"] = log_cell(tracking["experiment"], metrics, settings)
-    return metrics
+
+def summary_line(record: dict, cell: Cell) -> str:
+    """The one line a finished cell prints to the workflow's console."""
+    accuracy = 100.0 * record["test_accuracy"]
+    status = "" if record["status"] == "ok" else f" ({record['status']})"
+    return (f"{cell.name}: {accuracy:.1f}% test accuracy{status}, {record['epochs_run']} epochs in "
+            f"{record['wall_time_s']:.1f} s on {record['device']}")
+
+
+def run_pack(spec: dict, marker: Path, options: RunOptions, context: dict, receipt: Path | None = None,
+             checkpoint_every_s: float = 600.0) -> None:
+    """Train the pack `spec` (benchmark.grid.Pack.spec) and write its marker; see the module docstring."""
+    from benchmark.provenance import provenance
+    from benchmark.tracking import CellTracker
+
+    checkpoint.install_sigterm_handler()
+    settings, folder = spec["settings"], Path(spec["folder"])
+    identity = {"settings": spec["key"], "code": code_hash(code_files(cell_roots(settings))),
+                "data": prepared_data_hash(Path(spec["data"]), receipt)}
+    describe_configuration(folder, spec)
+    done = []
+    for split, seed in spec["runs"]:
+        cell = Cell(spec["dataset"], spec["method"], spec["spc"], split, seed)
+        coordinates = {"dataset": cell.dataset, "method": cell.method, "samples_per_class": cell.samples_per_class,
+                       "split": split, "seed": seed}
+        cell_dir = folder / f"split{split}" / f"seed{seed}"
+        record_path = cell_dir / "metrics.json"
+        with cell_lock(cell_dir):
+            record = usable_record(record_path, coordinates, identity)
+            if record is None:
+                record = _train(cell, coordinates, identity, settings, options, Path(spec["data"]), cell_dir,
+                                context, checkpoint_every_s, CellTracker, provenance)
+            done.append({"cell": coordinates, "record": str(record_path), "sha256": file_hash(record_path)})
+        print(summary_line(record, cell), flush=True)
+    write_json(marker, {"pack": spec["key"], "identity": identity, "cells": done})
+
+
+def describe_configuration(folder: Path, spec: dict) -> None:
+    """settings.json beside the cells: what the settings key in the folder's name stands for."""
+    path = folder / "settings.json"
+    content = {"dataset": spec["dataset"], "method": spec["method"], "samples_per_class": spec["spc"],
+               "key": spec["key"], "settings": spec["settings"]}
+    if not path.exists() or json.loads(path.read_text()) != content:
+        write_json(path, content)
+
+
+def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, options: RunOptions, data: Path,
+           cell_dir: Path, context: dict, checkpoint_every_s: float, tracker_class, provenance) -> dict:
+    fingerprint = checkpoint.fingerprint(cell=coordinates, identity=identity)
+    checkpoints = checkpoint.Checkpoints(cell_dir / "checkpoint.pt", fingerprint, checkpoint_every_s)
+    tracker = tracker_class(context, cell_dir, coordinates, settings, identity)
+    started = time.time()
+    log = cell_dir / "cell.log"
+    with open(log, "a") as out, contextlib.redirect_stdout(out):
+        print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.name} (settings {identity['settings']}, code "
+              f"{identity['code']}, data {identity['data']})", flush=True)
+        try:
+            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch)
+        except checkpoint.Preempted as stop:
+            tracker.stopped("KILLED")
+            print(f"{cell.name}: {stop}", flush=True)
+            print(f"{cell.name}: {stop}", file=sys.stderr, flush=True)
+            sys.exit(checkpoint.EXIT_PREEMPTED)
+        except BaseException:
+            tracker.stopped("FAILED")
+            raise
+    record = {**results, "cell": coordinates, "identity": identity, "settings": settings,
+              "provenance": {**provenance(results["device"]), **context.get("provenance", {})},
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
+    write_json(cell_dir / "metrics.json", record)  # the result first: it exists means the cell is complete
+    checkpoints.discard()
+    tracker.finished(record, log)  # then the store; a failure only leaves the cell to be logged later
+    return record

@@ -1,25 +1,78 @@
-"""Lazy registries: plain dicts from a config name to "module:attribute".
+"""Every name a config can use, in one place: plain dicts from a config name to "module:attribute".
 
-The Snakefile reads the names (to validate config and to know which source file a cell
-depends on) without importing torch; `resolve` imports the object only when a job needs it.
+Add a method, a model or a dataset: one file in benchmark/losses/ or benchmark/methods/,
+benchmark/models/ or benchmark/data/, and one line here. The Snakefile and the config validation read
+the names without importing torch; a cell's spec carries the resolved "module:attribute" of its method
+and model, so the trainer never imports this file and adding a line here reruns no cell
+(benchmark/code.py: a cell's code is what it imports).
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
+
+METHODS: dict[str, str] = {
+    # The paper's losses (Barz & Denzler, WACV 2020, Table 2) and its semantic variants.
+    "softmax_ce": "benchmark.losses.softmax:SoftmaxCrossEntropy",
+    "label_smoothing": "benchmark.losses.softmax:LabelSmoothingCrossEntropy",
+    "mse": "benchmark.losses.mse:SquaredError",
+    "cosine": "benchmark.losses.cosine:CosineLoss",
+    "cosine_ce": "benchmark.losses.cosine:CosineCrossEntropyLoss",
+    "cosine_semantic": "benchmark.losses.cosine:CosineLoss",
+    "cosine_ce_semantic": "benchmark.losses.cosine:CosineCrossEntropyLoss",
+    # Losses for imbalanced data.
+    "focal": "benchmark.losses.focal:FocalLoss",
+    "cb_softmax": "benchmark.losses.class_balanced:ClassBalancedSoftmax",
+    "cb_focal": "benchmark.losses.class_balanced:ClassBalancedFocal",
+    "cb_sigmoid": "benchmark.losses.class_balanced:ClassBalancedSigmoid",
+    "cb_sigmoid_focal": "benchmark.losses.class_balanced:ClassBalancedSigmoidFocal",
+}
+
+# Methods whose class embeddings phi(y) come from a class hierarchy (Barz & Denzler 2020, Sec. 3.3)
+# instead of one-hot vectors. In a grid each runs once per hierarchy listed in
+# dataset_settings.<dataset>.hierarchies, as the label "<method>-<hierarchy>".
+SEMANTIC: frozenset[str] = frozenset({"cosine_semantic", "cosine_ce_semantic"})
+
+MODELS: dict[str, str] = {  # constructor(in_channels, output_dim); never pre-trained weights
+    "small_cnn": "benchmark.models.small_cnn:SmallCNN",
+    "resnet50": "benchmark.models.resnet:resnet50",
+    "cifar_resnet110_wide": "benchmark.models.resnet:cifar_resnet110_wide",
+}
+
+DATASETS: dict[str, str] = {  # module with FACTS and build(settings); see benchmark/data/
+    "digits": "benchmark.data.digits",
+    "mnist5k": "benchmark.data.mnist5k",
+    "cub": "benchmark.data.cub",
+    "nabirds": "benchmark.data.nabirds",
+    "cars": "benchmark.data.cars",
+    "flowers": "benchmark.data.flowers",
+    "mit67": "benchmark.data.mit67",
+    "cifar100": "benchmark.data.cifar100",
+}
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """A cell's method label -> (registered method name, hierarchy or None): "cosine_semantic-cub_flat"."""
+    method, _, hierarchy = label.partition("-")
+    return method, hierarchy or None
+
+
+def load(target: str) -> Any:
+    """Import and return the object named by "module:attribute"."""
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def resolve(registry: dict[str, str], name: str, kind: str) -> Any:
     """Import and return the object registered under `name`."""
     if name not in registry:
         raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}")
-    module_name, _, attribute = registry[name].partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    return load(registry[name])
 
 
-def source_file(registry: dict[str, str], name: str) -> str:
-    """The .py file, relative to the repository root, that defines `name` (a workflow input)."""
-    module_name = registry[name].partition(":")[0]
-    return str(Path(*module_name.split(".")).with_suffix(".py"))
+def dataset_module(name: str):
+    """The module of dataset `name` (dataset modules import only numpy at module level)."""
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return importlib.import_module(DATASETS[name])

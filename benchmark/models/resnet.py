@@ -14,6 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ResNet50(nn.Module):
+    """torchvision's ResNet-50 split into `features` (everything up to the global average pool) and `head`."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.head = net.fc
+        net.fc = nn.Identity()
+        self.features = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 def resnet50(in_channels: int, output_dim: int) -> nn.Module:
     """ResNet-50 (torchvision layout), random init, global average pool, linear(output_dim).
 
@@ -27,7 +40,7 @@ def resnet50(in_channels: int, output_dim: int) -> nn.Module:
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-    return model
+    return ResNet50(model)
 
 
 class BasicBlock(nn.Module):
@@ -81,7 +94,7 @@ class CifarResNet(nn.Module):
                 layers.append(BasicBlock(cin, width, stride=2 if stage > 0 and i == 0 else 1))
                 cin = width
         self.stages = nn.Sequential(*layers)
-        self.fc = nn.Linear(cin, output_dim)
+        self.head = nn.Linear(cin, output_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -89,9 +102,12 @@ class CifarResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def cifar_resnet110_wide(in_channels: int, output_dim: int) -> CifarResNet:

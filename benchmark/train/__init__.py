@@ -5,29 +5,22 @@
 2. the loop (benchmark/train/loop.py): epochs of a fixed number of SGD steps, curves, validation,
    checkpoints on SIGTERM and periodically;
 3. the test and the record (benchmark/train/record.py): the selected weights are tested once and the
-   cell's metrics returned (written as metrics.json by the caller).
+   cell's results returned (the pack protocol, benchmark/packs.py, writes them as metrics.json).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from benchmark import checkpoint
-from benchmark.train.build import Cell, CellRun, build_cell
+from benchmark.checkpoint import Checkpoints
+from benchmark.train.build import Cell, CellRun, RunOptions, build_cell
 from benchmark.train.loop import Progress, restore, train_epochs
 from benchmark.train.record import test_and_record
 
-__all__ = ["Cell", "CellRun", "train_cell", "cell_fingerprint"]
-
-
-def cell_fingerprint(cell: Cell, settings: dict, data_version: str) -> str:
-    """What a checkpoint must match to be resumed: the cell, its settings (bar threads) and its data."""
-    from dataclasses import asdict
-
-    return checkpoint.fingerprint(cell=asdict(cell), settings={k: v for k, v in settings.items() if k != "threads"},
-                                  data=data_version)
+__all__ = ["Cell", "CellRun", "Progress", "RunOptions", "train_cell"]
 
 
 def process_age_s() -> float:
@@ -39,25 +32,23 @@ def process_age_s() -> float:
         return 0.0
 
 
-def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path | None = None,
-               checkpoint_every_s: float = 600.0) -> dict:
-    """Train one cell and return its metrics.
+def train_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path,
+               checkpoints: Checkpoints | None = None,
+               on_epoch: Callable[[CellRun, Progress, dict], None] | None = None) -> dict:
+    """Train one cell and return its results (see the README's metrics.json).
 
-    With `checkpoint_path`, a checkpoint there made by this same cell, settings and data is resumed;
-    one is saved on SIGTERM (then `checkpoint.Preempted` is raised) and every `checkpoint_every_s` at an
-    epoch's end, so a crash loses at most that much work.
+    With `checkpoints`, a checkpoint made by this same cell, settings, data and code is resumed; one is
+    saved on SIGTERM (then `checkpoint.Preempted` is raised) and periodically at an epoch's end, so a crash
+    loses at most that much work. `on_epoch(run, progress, epoch_metrics)` is called after every epoch
+    (live tracking).
     """
-    run = build_cell(cell, settings, data_dir)
-    checkpoints = None
+    run = build_cell(cell, settings, options, data_dir)
     progress, resumed = Progress(), False
-    if checkpoint_path is not None:
-        checkpoints = checkpoint.Checkpoints(checkpoint_path, cell_fingerprint(cell, settings, run.data_hash),
-                                             checkpoint_every_s)
-        saved = checkpoints.load()
-        if saved is not None:
-            progress, resumed = restore(run, saved), True
-            print(f"{cell.key}: resuming from {checkpoint_path} at epoch {progress.epoch + 1}, step {progress.step}",
-                  flush=True)
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is not None:
+        progress, resumed = restore(run, saved), True
+        print(f"{cell.name}: resuming from {checkpoints.path} at epoch {progress.epoch + 1}, step {progress.step}",
+              flush=True)
     timing: dict = {"process_to_first_step_s": None, "train_s": 0.0}
 
     def first_step() -> None:  # in a pack, later cells count the earlier ones too
@@ -65,6 +56,6 @@ def train_cell(cell: Cell, settings: dict, data_dir: Path, checkpoint_path: Path
         timing["setup_s"] = time.perf_counter() - run.started
 
     train_started = time.perf_counter()
-    train_epochs(run, progress, checkpoints, first_step)
+    train_epochs(run, progress, checkpoints, first_step, on_epoch)
     timing["train_s"] = time.perf_counter() - train_started
     return test_and_record(run, progress, timing, resumed)

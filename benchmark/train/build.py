@@ -11,7 +11,7 @@ import torch
 
 from benchmark.data.prepared import Prepared, data_hash
 from benchmark.data.subsets import draw_subset, stable_seed
-from benchmark.device import resolve_device
+from benchmark.device import DeviceError, resolve_device
 from benchmark.methods import Method, build_method
 from benchmark.optim import SGD
 from benchmark.runtime import Runtime, configure
@@ -21,18 +21,30 @@ from benchmark.validation import validation_split
 
 @dataclass(frozen=True)
 class Cell:
+    """A cell's coordinates (benchmark/grid.py): `split` draws its training subset, `seed` the rest."""
+
     dataset: str
     method: str  # the method label: a registered method, or "<semantic method>-<hierarchy>"
     samples_per_class: int | str
+    split: int
     seed: int
 
     @property
-    def key(self) -> str:
-        return f"{self.dataset}/{self.method}/spc{self.samples_per_class}/seed{self.seed}"
+    def name(self) -> str:
+        return f"{self.dataset}/{self.method}/spc{self.samples_per_class}/split{self.split}/seed{self.seed}"
 
     def seed_for(self, purpose: str) -> int:
         """The seed of one random stream of this cell (init, order, augment), derived from the whole cell."""
         return stable_seed(purpose, *asdict(self).values())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a cell runs, where that cannot change its result (so not part of its identity)."""
+
+    device: str  # the configured device: auto, cpu, cuda, cuda:N (its kind is in the cell's settings)
+    threads: int
+    eval_batch_size: int
 
 
 @dataclass
@@ -41,6 +53,7 @@ class CellRun:
 
     cell: Cell
     settings: dict
+    options: RunOptions
     runtime: Runtime
     prepared: Prepared
     data: DeviceData
@@ -63,20 +76,24 @@ class CellRun:
         return data_hash(self.prepared.metadata)
 
 
-def build_cell(cell: Cell, settings: dict, data_dir: Path) -> CellRun:
+def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path) -> CellRun:
     started = time.perf_counter()
-    torch.set_num_threads(int(settings["threads"]))
-    device = resolve_device(settings["device"])
+    torch.set_num_threads(options.threads)
+    device = resolve_device(options.device)
+    if device.type != settings["device"]:
+        raise DeviceError(f"cell {cell.name} is set up for {settings['device']} but this job got device "
+                          f"{options.device!r}, which is {device.type} here; run it where {settings['device']} is "
+                          "available or change `device` in the config (a new cell)")
     runtime = configure(settings, device)
     train = settings["train"]
     prepared, data = load_data(Path(data_dir), device)
-    subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.seed)
+    subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.split)
     train_idx, val_idx = validation_split(prepared.labels, subset, train["validation_fraction"], cell.dataset,
-                                          cell.seed)
+                                          cell.split)
     class_counts = np.bincount(prepared.labels[train_idx], minlength=prepared.num_classes)
 
     torch.manual_seed(cell.seed_for("init"))
-    method, embeddings = build_method(cell.method, settings, prepared.num_classes, prepared.images.shape[-1],
+    method, embeddings = build_method(settings, prepared.num_classes, prepared.images.shape[-1],
                                       class_counts.tolist())
     method.to(device, memory_format=runtime.memory_format)
     if runtime.compile:
@@ -87,8 +104,8 @@ def build_cell(cell: Cell, settings: dict, data_dir: Path) -> CellRun:
     generator = torch.Generator().manual_seed(cell.seed_for("order"))
     aug_generator = torch.Generator(device=device).manual_seed(cell.seed_for("augment"))
     return CellRun(
-        cell=cell, settings=settings, runtime=runtime, prepared=prepared, data=data, train_idx=train_idx,
-        val_idx=val_idx, method=method, optimizer=optimizer,
+        cell=cell, settings=settings, options=options, runtime=runtime, prepared=prepared, data=data,
+        train_idx=train_idx, val_idx=val_idx, method=method, optimizer=optimizer,
         stream=BatchStream(train_idx, train["batch_size"], generator, device), aug_generator=aug_generator,
         steps=steps_per_epoch(train, prepared.train_idx.size), embeddings=embeddings, started=started,
     )

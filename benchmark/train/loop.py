@@ -55,7 +55,7 @@ def validation_accuracy(run: CellRun) -> float:
 
 def predict_images(run: CellRun, idx) -> torch.Tensor:
     """Predicted classes of the images `idx`, seen as at test time."""
-    batches = run.data.eval_batches(idx, run.settings["augment"], run.settings["eval_batch_size"],
+    batches = run.data.eval_batches(idx, run.settings["augment"], run.options.eval_batch_size,
                                     run.runtime.memory_format)
     with torch.autocast(run.runtime.device.type, dtype=torch.bfloat16, enabled=run.runtime.autocast):
         return predict(run.method, batches)
@@ -73,11 +73,12 @@ def train_step(run: CellRun, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Checkpoints | None,
-                 on_first_step=None) -> None:
+                 on_first_step=None, on_epoch=None) -> None:
     """Train until the last epoch, divergence or early stopping; `progress` is updated in place.
 
     With `checkpoints`, SIGTERM saves a checkpoint and raises `checkpoint.Preempted` between two steps, and
     a checkpoint is also saved at an epoch's end when the last one is older than its period.
+    `on_epoch(run, progress, metrics)` gets each finished epoch's metrics (epoch 1-based).
     """
     train = run.train
     validate = run.val_idx.size > 0
@@ -91,6 +92,7 @@ def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Check
             group["lr"] = lr
         run.method.train()
         loss_sum = torch.tensor(progress.loss_sum, device=run.runtime.device)
+        epoch_started = time.perf_counter()
         for step in range(progress.step, run.steps):
             if checkpoints is not None and checkpoint.stop_requested():
                 progress.step, progress.loss_sum = step, float(loss_sum)
@@ -106,11 +108,21 @@ def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Check
         epoch_loss = float(loss_sum) / run.steps
         progress.curves["train_loss"].append(epoch_loss)
         progress.curves["lr"].append(lr)
-        print(f"{run.cell.key}: epoch {epoch + 1}/{train['epochs']} train loss {epoch_loss:.4f}", flush=True)
+        print(f"{run.cell.name}: epoch {epoch + 1}/{train['epochs']} train loss {epoch_loss:.4f}", flush=True)
+        epoch_s = time.perf_counter() - epoch_started
+        stop = False
         if not math.isfinite(epoch_loss):
             progress.status = "diverged"
-            break
-        if validate and not _validate(run, progress, epoch):
+            stop = True
+        elif validate:
+            stop = not _validate(run, progress, epoch)
+        if on_epoch is not None:
+            metrics = {"train_loss": epoch_loss, "lr": lr, "epoch_s": epoch_s,
+                       "images_per_s": run.steps * train["batch_size"] / max(epoch_s, 1e-9)}
+            if validate and len(progress.curves["val_accuracy"]) == epoch + 1:
+                metrics["val_accuracy"] = progress.curves["val_accuracy"][-1]
+            on_epoch(run, progress, metrics)
+        if stop:
             break
         if checkpoints is not None and checkpoints.due():
             checkpoints.save(snapshot(run, progress, checkpoints.fingerprint))

@@ -11,15 +11,20 @@ from benchmark.train.loop import Progress, predict_images
 
 
 def select_weights(run: CellRun, progress: Progress) -> int:
-    """Load the weights to test (`select: best_val`: the best validation epoch's) and return their epoch (0-based)."""
+    """Load the weights to test (`select: best_val`: the best validation epoch's) and return their epoch
+    (1-based: the epoch after which they were taken)."""
     if run.train["select"] == "best_val" and progress.best["state"] is not None:
         run.method.load_state_dict(progress.best["state"])
-        return progress.best["epoch"]
-    return len(progress.curves["lr"]) - 1
+        return progress.best["epoch"] + 1
+    return len(progress.curves["lr"])
 
 
 def test_and_record(run: CellRun, progress: Progress, timing: dict, resumed: bool) -> dict:
-    """Evaluate the selected weights on the test set, once, and return the cell's metrics."""
+    """Evaluate the selected weights on the test set, once, and return the cell's results.
+
+    Accuracies are fractions (metrics.json is a machine record; tables and logs show percent); epochs are
+    1-based; curves hold one value per epoch, epoch 1 first.
+    """
     tested_epoch = select_weights(run, progress)
     test_idx = run.prepared.test_idx
     started = time.perf_counter()
@@ -38,7 +43,7 @@ def test_and_record(run: CellRun, progress: Progress, timing: dict, resumed: boo
             "images": int(val.size),
             "select": run.train["select"],
             "best_accuracy": progress.best["accuracy"] if val.size else None,
-            "best_epoch": progress.best["epoch"],
+            "best_epoch": None if progress.best["epoch"] is None else progress.best["epoch"] + 1,
             "final_accuracy": curves["val_accuracy"][-1] if curves.get("val_accuracy") else None,
         },
         "epochs_run": len(curves["train_loss"]),
