@@ -5,8 +5,8 @@ config) and the hardware:
 
 - precision `auto` trains under bf16 autocast where the hardware computes bf16 natively (CUDA
   devices that support it; CPUs with AVX512-BF16 or AMX), fp32 elsewhere. On this project's 2-core
-  EPYC, bf16 + channels_last trains the wide ResNet-110 2.4x faster than fp32 (python -m
-  benchmark.perf). `fp32` and `bf16` force one or the other.
+  EPYC, bf16 + channels_last trains the wide ResNet-110 2.4x faster than fp32 (the speed harness,
+  python -m perf). `fp32` and `bf16` force one or the other.
 - Images and convolution weights are channels_last (NHWC), the layout oneDNN and cuDNN are fastest
   with; the prepared arrays are already NHWC, so no copy is needed for it.
 - On CUDA, cuDNN autotunes its kernels (benchmark mode) and fp32 leftovers use TF32, unless

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The perf harness copies the repository and sets up a workflow's environment the same way.
-from benchmark.perf.common import copy_repo, workflow_env
+# One copy of these helpers, shared with the speed harness (perf/ beside benchmark/, outside the package).
+from perf.repo_copy import copy_repo, workflow_env
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/fixtures/ helpers import as `fixtures.x`

@@ -201,10 +201,6 @@ def test_config_errors_are_one_line_and_name_the_key(config, mutate, needles):
         assert needle in message, f"{needle!r} not in {message!r}"
 
 
-def test_config_error_is_a_value_error():
-    assert issubclass(ConfigError, ValueError)
-
-
 @pytest.mark.parametrize("mutate", [
     pytest.param(_set("train.epochs", 2.0), id="epochs-2.0"),
     pytest.param(_set("train.batch_size", 64.0), id="batch_size-64.0"),

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmark.perf import reference_loop
+from perf import reference_loop
+from perf.repo_copy import REPO
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device-name fragment.
 GPU_BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0,
@@ -42,7 +42,7 @@ CASES: dict[str, dict] = {
 def _case_settings(case: dict) -> dict:
     from benchmark.config import cell_settings, load_config
 
-    settings = cell_settings(load_config(Path(case["config"])), case["dataset"], "softmax_ce")
+    settings = cell_settings(load_config(REPO / case["config"]), case["dataset"], "softmax_ce")
     if "batch_size" in case:
         settings["train"] = {**settings["train"], "batch_size": case["batch_size"]}
     return settings
@@ -59,7 +59,7 @@ def _case_data(case: dict) -> dict:
     else:
         from benchmark.data import dataset_module, load_settings
 
-        built = dataset_module(case["dataset"]).build(load_settings(case["dataset"], Path("config/datasets.yaml")))
+        built = dataset_module(case["dataset"]).build(load_settings(case["dataset"], REPO / "config" / "datasets.yaml"))
         images, labels = built["images"], built["labels"]
         source = f"{case['dataset']} (real)"
     train_idx = np.arange(len(labels))
@@ -154,11 +154,12 @@ def flops_per_image(settings: dict, data: dict, device: torch.device) -> float:
     return counter.get_total_flops() / 2
 
 
-def bf16_peak_tflops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in GPU_BF16_PEAK_TFLOPS.items() if key in name), None)
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU by its name (torch.cuda.get_device_name); None for others and CPUs.
+
+    The first fragment the name contains wins, so the longer names come first ("A100" before "A10").
+    """
+    return next((peak for key, peak in GPU_BF16_PEAK_TFLOPS.items() if key in device_name), None)
 
 
 def run_case(name: str, device: torch.device, quick: bool) -> dict:
@@ -183,7 +184,7 @@ def run_case(name: str, device: torch.device, quick: bool) -> dict:
                              "speedup": round(reference_s / seconds, 2)})
     flops = flops_per_image(settings, data, device)
     ours_ips, reference_ips = batch * steps / ours_s, batch * steps / reference_s
-    peak = bf16_peak_tflops(device)
+    peak = bf16_peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     size = int(settings["augment"].get("crop") or data["images"].shape[1])
     return {
         "name": name, "model": settings["model"], "input": [int(data["images"].shape[-1]), size, size],

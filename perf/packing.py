@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from benchmark.device import cuda_requested
-from benchmark.perf.common import PYTHON, REPO, timed
+from perf.common import timed
+from perf.repo_copy import PYTHON, REPO
 
 LOSS, SPC = "cosine", 10
 
@@ -66,8 +67,9 @@ def run(quick: bool, cells: int = 6, packs: list[int] | None = None) -> dict:
             (root / "digits").symlink_to(data)
             env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
             seconds = _run_layout(root, pack, cells, settings, env)
-            layouts.append({"seeds_per_job": pack, "processes": -(-cells // pack), "wall_s": round(seconds, 2),
-                            "cells_per_hour": round(3600 * cells / seconds)})
+            written = len(list((root / "results" / "cells").glob("seed*/metrics.json")))  # every cell trained
+            layouts.append({"seeds_per_job": pack, "processes": -(-cells // pack), "cells_written": written,
+                            "wall_s": round(seconds, 2), "cells_per_hour": round(3600 * cells / seconds)})
     base = layouts[0]["cells_per_hour"]
     for layout in layouts:
         layout["vs_one_per_process"] = round(layout["cells_per_hour"] / base, 2)

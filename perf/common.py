@@ -1,4 +1,4 @@
-"""Helpers shared by the perf parts: a scratch copy of the repository, timed subprocesses, grids."""
+"""Helpers shared by the perf parts: timed subprocesses, scratch folders, grids."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
+from perf.repo_copy import REPO
 
 
 class PerfError(RuntimeError):
@@ -34,40 +32,21 @@ def scratch_root(min_free: int = 1 << 30) -> str | None:
     return str(shm) if usable else None
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+def repo_on_path(env: dict[str, str] | None) -> dict[str, str]:
+    """`env` (default: this process's) with the repository first on PYTHONPATH.
 
-
-def copy_repo(dest: Path) -> Path:
-    """Copy the files git sees (tracked and untracked-not-ignored) into a fresh git repository at `dest`.
-
-    The same approach as the tests' fixture: the copy has the working tree's code and config but
-    none of its results, data or workflow state.
+    The parts run `python -m benchmark ...` in scratch folders, where `benchmark` would be whatever
+    copy is installed; the figures are for this repository's code, the commit the JSON records.
+    A process started in a copy of the repository still imports the copy (its folder comes first).
     """
-    files = _git(REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for name in filter(None, files):
-        source = REPO / name
-        if source.is_file():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    _git(dest, "init", "-q", "-b", "main")
-    _git(dest, "add", "-A")
-    _git(dest, "-c", "user.name=perf", "-c", "user.email=perf@example.invalid", "commit", "-qm", "copy")
-    return dest
-
-
-def workflow_env(repo: Path) -> dict[str, str]:
-    """Environment of a workflow run in `repo`: this interpreter's bin first, a private MLflow store."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env['PATH']}"
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
-    env.pop("SNAKEMAKE_PROFILE", None)
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Run `cmd`; return (wall seconds, stdout+stderr). A non-zero exit raises PerfError with the output's tail."""
+    env = repo_on_path(env)
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.perf.common import PYTHON, REPO, copy_repo, stats, synthetic_grid, timed, workflow_env, write_yaml
+from perf.common import stats, synthetic_grid, timed, write_yaml
+from perf.repo_copy import PYTHON, REPO, copy_repo, workflow_env
 
 PAPER_GRIDS = ("paper", "paper_size")
 FULL_SEEDS = 400  # 10,000 cells

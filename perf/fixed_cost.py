@@ -21,7 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmark.perf.common import PYTHON, REPO, stats, timed
+from perf.common import repo_on_path, stats, timed
+from perf.repo_copy import PYTHON, REPO
 
 IMPORTS = ("torch", "benchmark.train", "mlflow", "benchmark.tracking")
 LOSS = "softmax_ce"
@@ -86,8 +87,8 @@ def top_imports(module: str, cwd: Path, count: int = 8) -> list[dict]:
     Per top-level package (first name component, the module's own package left out): the largest
     cumulative time of any of its lines, i.e. of its first import. Figures overlap (torch imports numpy).
     """
-    result = subprocess.run([PYTHON, "-X", "importtime", "-c", f"import {module}"], cwd=cwd, capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run([PYTHON, "-X", "importtime", "-c", f"import {module}"], cwd=cwd, env=repo_on_path(None),
+                            capture_output=True, text=True, check=True)
     own = module.split(".")[0]
     best: dict[str, float] = {}
     for line in result.stderr.splitlines():

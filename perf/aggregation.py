@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.perf.common import PYTHON, scratch_root, stats, synthetic_grid, timed, write_yaml
+from perf.common import scratch_root, stats, synthetic_grid, timed, write_yaml
+from perf.repo_copy import PYTHON
 
 FULL_SEEDS = 400  # 5 losses x 5 samples-per-class values x 400 seeds = 10,000 cells
 QUICK_SEEDS = 40  # 1,000 cells

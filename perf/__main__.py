@@ -1,4 +1,4 @@
-"""python -m benchmark.perf [--parts a,b] [--out results/perf] [--quick] [--set part.key=value ...]
+"""python -m perf [--parts a,b] [--out results/perf] [--quick] [--set part.key=value ...]  (from the repository root)
 
 Runs each named part, writes <out>/<part>.json (with the machine it ran on), then rebuilds
 <out>/summary.md from every *.json in <out>. A part that fails prints one line, leaves its error in
@@ -21,17 +21,9 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmark.io import write_json
-from benchmark.perf.common import REPO
-from benchmark.perf.report import write_summary
+from perf import PARTS
+from perf.repo_copy import REPO
 
-PARTS = {
-    "fixed_cost": "benchmark.perf.fixed_cost",
-    "dag": "benchmark.perf.dag",
-    "aggregation": "benchmark.perf.aggregation",
-    "throughput": "benchmark.perf.throughput",
-    "packing": "benchmark.perf.packing",
-    "default_grid": "benchmark.perf.default_grid",
-}
 DEFAULT_PARTS = [p for p in PARTS if p != "default_grid"]  # the default grid takes minutes: only when named
 
 
@@ -114,7 +106,7 @@ def parse_options(values: list[str], parts: list[str]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default=",".join(DEFAULT_PARTS),
                         help=f"comma-separated, from {', '.join(PARTS)} (default: all but default_grid)")
@@ -127,9 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(args.set, parts)
     out = Path(args.out)
     ok = [run_part(name, out, args.quick, options[name]) for name in parts]
-    summary = write_summary(out)
-    print(f"perf: summary of {len(list(out.glob('*.json')))} result files -> {summary}")
+    summarise(out)
     return 0 if all(ok) else 1
+
+
+def summarise(out: Path) -> None:
+    """Rebuild <out>/summary.md; where pandas or tabulate is missing (a bare GPU machine) say so in one line."""
+    try:
+        from perf.report import write_summary
+
+        summary = write_summary(out)
+    except ImportError as error:
+        print(f"perf: summary.md not written ({one_line(error)}); the JSON files are complete", file=sys.stderr)
+        return
+    print(f"perf: summary of {len(list(out.glob('*.json')))} result files -> {summary}")
 
 
 if __name__ == "__main__":
