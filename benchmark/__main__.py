@@ -34,9 +34,10 @@ def gc_paused():
 
 
 def _download(args: argparse.Namespace) -> None:
-    from benchmark.data import dataset_module, load_settings
     from benchmark.data.errors import DataError
+    from benchmark.data.settings import load_settings
     from benchmark.data.sources import raw_dir
+    from benchmark.registry import dataset_module
 
     settings = load_settings(args.dataset, Path(args.params))
     module = dataset_module(args.dataset)
@@ -53,10 +54,11 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from benchmark.data import dataset_module, load_settings
     from benchmark.data.errors import DataError
     from benchmark.data.facts import counts, expected_facts
     from benchmark.data.prepared import write_prepared
+    from benchmark.data.settings import load_settings
+    from benchmark.registry import dataset_module
 
     settings = load_settings(args.dataset, Path(args.params))
     module = dataset_module(args.dataset)
@@ -95,20 +97,36 @@ def _coarse_hierarchy(args: argparse.Namespace) -> None:
 
 
 def _tracking_init(args: argparse.Namespace) -> None:
+    """Check the store (reachable and writable within --timeout seconds) and create the grid's experiment."""
+    import signal
+
     from benchmark.io import write_json
-    from benchmark.tracking import init_experiment
+    from benchmark.tracking import tracking_uri
 
-    info = init_experiment(args.grid)
+    def give_up(signum, frame):  # noqa: ARG001 (signal handler signature)
+        raise TimeoutError
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(args.timeout)
+    fix = ("start it, point MLFLOW_TRACKING_URI at a working store, or run without tracking "
+           "(--config tracking=false)")
+    try:
+        with gc_paused():
+            from benchmark.tracking import init_grid
+        info = init_grid(args.grid, json.loads(args.config_json))
+    except TimeoutError:
+        sys.exit(f"tracking error: the MLflow store {tracking_uri()} did not answer within {args.timeout} s; {fix}")
+    except Exception as error:  # noqa: BLE001 (any store failure is the user's to fix: one line)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        sys.exit(f"tracking error: the MLflow store {tracking_uri()} cannot be used ({first}); {fix}")
+    finally:
+        signal.alarm(0)
     write_json(Path(args.out), info)
-    print(f"MLflow experiment {info['experiment']!r} (id {info['experiment_id']}) at {info['tracking_uri']}")
+    print(f"MLflow experiment {info['experiment']!r} (id {info['experiment_id']}) at {info['uri']}")
 
 
-def _spc(value: str) -> int | str:
-    return value if value == "all" else int(value)
-
-
-def _claim_gpu(args: argparse.Namespace):
-    """Pin this cell to one GPU slot before torch starts CUDA; None where there is nothing to pin.
+def _claim_gpu(device: str, cells_per_gpu: int):
+    """Pin this job to one GPU slot before torch starts CUDA; None where there is nothing to pin.
 
     Under SLURM the scheduler already gives each job its own GPU (CUDA_VISIBLE_DEVICES).
     """
@@ -116,24 +134,38 @@ def _claim_gpu(args: argparse.Namespace):
     from benchmark.gpus import claim_gpu, visible_gpus
 
     gpus = visible_gpus()
-    if "SLURM_JOB_ID" in os.environ or not cuda_requested(args.device) or not gpus:
+    if "SLURM_JOB_ID" in os.environ or not cuda_requested(device) or not gpus:
         return None
-    return claim_gpu(gpus, cells_per_gpu=args.cells_per_gpu)
+    return claim_gpu(gpus, cells_per_gpu=cells_per_gpu)
 
 
 def _train(args: argparse.Namespace) -> None:
-    """Train the cells of one pack: the seeds `args.seed` of one (dataset, method, samples per class)."""
-    saved = [Path(p) for p in args.checkpoint] if args.checkpoint else [None] * len(args.seed)
-    if not len(args.seed) == len(args.out) == len(saved):
-        sys.exit(f"error: train got {len(args.seed)} --seed, {len(args.out)} --out and {len(saved)} --checkpoint "
-                 "values; give one of each per cell, in the same order")
-    claim = _claim_gpu(args)  # held until the process ends; the kernel frees it however it ends
+    """Train the cells of one pack and write its marker (benchmark/packs.py)."""
+    spec = json.loads(args.pack)
+    claim = _claim_gpu(args.device, args.cells_per_gpu)  # held until the process ends; the kernel frees it
     with gc_paused():
-        from benchmark import packs  # noqa: F401 (torch, numpy: imported once, up front)
+        from benchmark import packs
+        from benchmark.train import RunOptions
 
-    settings = json.loads(args.settings)
-    tracking = json.loads(Path(args.tracking).read_text()) if args.tracking else None
-    packs.train_pack(args, settings, [Path(o) for o in args.out], saved, claim, tracking)
+    context = {"grid": args.grid, "tracking": json.loads(Path(args.tracking).read_text()) if args.tracking else None,
+               "provenance": {"gpu": claim.gpu} if claim is not None else {}}
+    if context["tracking"] is not None:
+        with gc_paused():
+            import mlflow.tracking  # noqa: F401 (imported once per pack, with the collector paused)
+    options = RunOptions(device=args.device, threads=args.threads, eval_batch_size=args.eval_batch_size)
+    packs.run_pack(spec, Path(args.marker), options, context, Path(args.receipt) if args.receipt else None,
+                   args.checkpoint_every)
+
+
+def _data_receipt(args: argparse.Namespace) -> None:
+    from benchmark.data.prepared import data_hash, load_metadata
+    from benchmark.io import write_json
+
+    meta = load_metadata(Path(args.data))
+    receipt = {"dataset": args.dataset, "prepared": args.data, "data_hash": data_hash(meta),
+               "classes": len(meta["classes"]), "train": meta["num_train"], "test": meta["num_test"]}
+    write_json(Path(args.out), receipt)
+    print(f"{args.dataset}: data {receipt['data_hash']} -> {args.out}")
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -151,30 +183,43 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    from benchmark.aggregate import summary_metrics, write_tables
-    from benchmark.config import load_config, table_rows, validate
-    from benchmark.plots import plot_dataset
+    from benchmark.aggregate import aggregate
+    from benchmark.config import load_config, validate
 
-    config = validate(json.loads(args.config_json)) if args.config_json else load_config(Path(args.config))
-    tables = Path(args.tables) / config["grid"]
-    frame, summary = write_tables(config, tables)
-    artifacts = [tables.with_suffix(s) for s in (".md", ".tex", ".csv")]
-    for dataset in config["datasets"]:
-        artifacts += plot_dataset(frame, dataset, table_rows(config), Path(args.plots) / f"{config['grid']}_{dataset}")
-    counts = frame.status.value_counts().to_dict()
-    print(f"aggregated {len(frame)} cells of grid {config['grid']!r}: {counts}")
-    if args.tracking:
-        from benchmark.tracking import log_summary
+    config = validate(json.loads(args.config_json)) if args.config_json else load_config(*args.config,
+                                                                                          base=_base(args.config))
+    written = aggregate(config, Path(args.tables), Path(args.plots))
+    print(f"grid {config['grid']!r}: {len(written)} tables and plots -> {args.tables}, {args.plots}")
 
-        tracking = json.loads(Path(args.tracking).read_text())
-        log_summary(tracking["experiment"], artifacts, summary_metrics(summary))
+
+def _track(args: argparse.Namespace) -> None:
+    from benchmark.aggregate import grid_records
+    from benchmark.config import validate
+    from benchmark.io import write_json
+
+    config = validate(json.loads(args.config_json))
+    info = json.loads(Path(args.store).read_text())
+    with gc_paused():
+        from benchmark.tracking import mirror_grid
+    cells = grid_records(config)
+    ledger = mirror_grid(info, cells, [Path(a) for a in args.artifacts], config["grid"])
+    write_json(Path(args.out), {**info, "cells": ledger})
+    print(f"grid {config['grid']!r}: {len(ledger)} cells mirrored in MLflow experiment {info['experiment']!r}")
+
+
+def _base(paths: list[str]) -> Path | None:
+    """config/config.yaml under an overlay, as `snakemake --configfile` merges it (not under itself)."""
+    default = Path("config/config.yaml")
+    return None if any(Path(p).resolve() == default.resolve() for p in paths) else default
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from benchmark.config import cells, load_config
+    from benchmark.config import load_config
+    from benchmark.grid import Grid
 
-    config = load_config(Path(args.config))
-    print(f"{args.config}: valid, {len(cells(config))} cells")
+    config = load_config(*args.config, base=None if args.alone else _base(args.config))
+    grid = Grid(config)
+    print(f"{' + '.join(args.config)}: valid, {len(grid.cells())} cells in {len(grid.packs)} jobs")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,27 +249,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_coarse_hierarchy)
 
-    p = verbs.add_parser("tracking-init", help="create the MLflow store and the grid's experiment")
+    p = verbs.add_parser("tracking-init", help="check the MLflow store and create the grid's experiment (onstart)")
     p.add_argument("--grid", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--config-json", required=True, help="the grid's resolved config (the parent run's parameters)")
+    p.add_argument("--out", required=True, help="where the jobs read the store's description")
+    p.add_argument("--timeout", type=int, default=20, help="seconds the store has to answer")
     p.set_defaults(func=_tracking_init)
 
-    p = verbs.add_parser("train", help="train and evaluate one cell, or several seeds of one in a row")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True, help="the method label")
-    p.add_argument("--spc", required=True, help="samples per class: a positive integer or 'all'")
-    p.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds, trained in this order")
-    p.add_argument("--settings", required=True, help="the cell's settings as JSON (from the Snakefile)")
-    p.add_argument("--data", required=True, help="prepared dataset folder")
-    p.add_argument("--out", nargs="+", required=True, help="metrics.json to write, one per seed")
-    p.add_argument("--tracking", help="JSON written by tracking-init; omit to skip MLflow")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cells-per-gpu", type=int, default=1, help="cells packed on one GPU at once")
-    p.add_argument("--checkpoint", nargs="+",
-                   help="resume from / save to these files, one per seed (SIGTERM saves and exits with 75)")
+    p = verbs.add_parser("train", help="train the cells of one pack and write its marker (run by the train rule)")
+    p.add_argument("--pack", required=True, help="the pack's spec as JSON (benchmark.grid.Pack.spec)")
+    p.add_argument("--marker", required=True, help="the pack's marker file, written when every cell has its record")
+    p.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--eval-batch-size", type=int, required=True)
+    p.add_argument("--cells-per-gpu", type=int, required=True, help="cells sharing one GPU at once")
+    p.add_argument("--grid", required=True, help="the grid the job runs for (its MLflow experiment)")
+    p.add_argument("--tracking", help="store.json written by tracking-init; omit to train without MLflow")
+    p.add_argument("--receipt", help="the data receipt the prepared data must match")
     p.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between periodic checkpoints")
     p.set_defaults(func=_train)
+
+    p = verbs.add_parser("data-receipt", help="record the hash of a prepared dataset (run by the data rule)")
+    p.add_argument("dataset")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_data_receipt)
 
     p = verbs.add_parser("embed", help="class embeddings of a dataset from a class hierarchy (unitsphere)")
     p.add_argument("--hierarchy", required=True, help="parent-child file, e.g. data/hierarchies/cub_flat.txt")
@@ -234,22 +283,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help=".npy to write (a .json sidecar is written beside it)")
     p.set_defaults(func=_embed)
 
-    p = verbs.add_parser("aggregate", help="tables and plots of a grid (and the MLflow summary run)")
+    p = verbs.add_parser("aggregate", help="tables (with statistics) and plots of a grid")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="grid config file")
-    source.add_argument("--config-json", help="the grid config as JSON (what the Snakefile passes)")
+    source.add_argument("--config", nargs="+", help="config files, merged over config/config.yaml as --configfile")
+    source.add_argument("--config-json", help="the grid config as JSON (what the workflow passes)")
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--plots", default="results/plots")
-    p.add_argument("--tracking")
     p.set_defaults(func=_aggregate)
 
-    p = verbs.add_parser("validate", help="check a config file")
-    p.add_argument("config")
+    p = verbs.add_parser("track", help="mirror a grid's cells, tables and plots in MLflow (run by the track rule)")
+    p.add_argument("--config-json", required=True)
+    p.add_argument("--store", required=True, help="store.json written by tracking-init")
+    p.add_argument("--out", required=True, help="the ledger: which run mirrors which cell")
+    p.add_argument("--artifacts", nargs="*", default=[], help="files for the grid's parent run")
+    p.set_defaults(func=_track)
+
+    p = verbs.add_parser("validate", help="check config files (merged over config/config.yaml, as --configfile)")
+    p.add_argument("config", nargs="+")
+    p.add_argument("--alone", action="store_true", help="validate the files without config/config.yaml under them")
     p.set_defaults(func=_validate)
 
     args = parser.parse_args(argv)
     from benchmark.config import ConfigError
     from benchmark.data.errors import DataError
+    from benchmark.device import DeviceError
+    from benchmark.packs import DataReceiptError
+    from benchmark.records import RecordError
 
     # Short verbs run without the cyclic collector (see gc_paused); `train` pauses it only for its
     # imports, as a cell's training loop may run for hours.
@@ -260,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(str(error))
     except DataError as error:  # bad or missing source data: one line naming the dataset and file
         sys.exit(f"data error: {error}")
+    except (DeviceError, RecordError, DataReceiptError) as error:
+        sys.exit(f"error: {error}")
     finally:
         # The interpreter's shutdown collects every live object (torch's and MLflow's modules): up to
         # 1.4 s per process. Frozen objects are skipped; nothing is left that needs collecting.

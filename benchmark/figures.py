@@ -31,3 +31,16 @@ def save_figure(fig, prefix: Path, suffixes: tuple[str, ...] = (".png", ".pdf"))
             paths.append(path)
     plt.close(fig)
     return paths
+
+
+def note_figure(text: str, prefix: Path) -> list[Path]:
+    """A small figure that only says `text`: written where a plot is declared but cannot be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return save_figure(fig, prefix)

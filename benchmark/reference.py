@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.losses import LOSSES, split_label
+from benchmark.registry import METHODS, split_label
 
 METRICS = ("test_accuracy", "test_balanced_accuracy")
 
@@ -45,7 +45,7 @@ def load_reference(path: Path) -> dict:
     if not isinstance(values, dict):
         raise ReferenceFileError(f"reference file {path}: values must map loss labels to {{dataset: accuracy}}")
     for label, row in values.items():
-        if split_label(str(label))[0] not in LOSSES:
+        if split_label(str(label))[0] not in METHODS:
             raise ReferenceFileError(f"reference file {path}: {label!r} does not name a registered loss")
         if not isinstance(row, dict):
             raise ReferenceFileError(f"reference file {path}: {label} must map datasets to accuracies")

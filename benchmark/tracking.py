@@ -23,6 +23,8 @@ Accuracies are logged as fractions under names ending in `_fraction`; steps are 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -83,8 +85,7 @@ def flatten(value, prefix: str = "", out: dict | None = None) -> dict:
 def _params(client, run_id: str, values: dict) -> None:
     from mlflow.entities import Param
 
-    items = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))[:2] and Param(k, str(v)[:6000])
-             for k, v in values.items()]
+    items = [Param(k, (json.dumps(v) if isinstance(v, list | dict) else str(v))[:6000]) for k, v in values.items()]
     for start in range(0, len(items), MAX_PARAMS):
         client.log_batch(run_id, params=items[start:start + MAX_PARAMS])
 
@@ -200,10 +201,8 @@ class CellTracker:
                   f"{str(error).splitlines()[0][:200]}); the result is kept and the grid's track job logs it",
                   file=sys.stderr, flush=True)
             if self.run_id is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self._save_state(complete=False)
-                except OSError:
-                    pass
             self.info = None
 
     def _start(self) -> None:
@@ -332,10 +331,9 @@ def mirror_grid(info: dict, cells: list[tuple[dict, Path]], artifacts: list[Path
             state = {}
         entry = state.get(info["store"], {})
         run_id = entry.get("run_id") if entry.get("run_id") in existing else None
-        if run_id is None or not entry.get("complete") or existing[run_id].info.status != "FINISHED" and \
-                record["status"] == "ok":
-            run_id = _retry(lambda: log_from_record(client, info, record, cell_dir, run_id,  # noqa: B023
-                                                    entry.get("logged_epochs", 0) if run_id else 0, grid))
+        if run_id is None or not entry.get("complete"):
+            logged = entry.get("logged_epochs", 0) if run_id else 0
+            run_id = _retry(functools.partial(log_from_record, client, info, record, cell_dir, run_id, logged, grid))
             state[info["store"]] = {"run_id": run_id, "experiment": info["experiment"], "complete": True,
                                     "logged_epochs": record["epochs_run"]}
             write_json(state_path, state)

@@ -134,6 +134,25 @@ def data_hash(metadata: dict) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
+def _fix(folder: Path) -> str:
+    return (f"run the workflow (it prepares data through DVC) or `dvc repro --pull` the stage of dvc.yaml that "
+            f"writes data/prepared/{folder.name}")
+
+
+def load_metadata(folder: Path) -> dict:
+    """A prepared folder's metadata.json; DataError naming the folder when it is missing or unreadable."""
+    from benchmark.data.errors import DataError
+
+    path = Path(folder) / "metadata.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"prepared data not found at {folder}; {_fix(Path(folder))}") from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"prepared data at {folder} has an unreadable metadata.json ({error}); "
+                        f"{_fix(Path(folder))}") from None
+
+
 def load_prepared(folder: Path) -> Prepared:
     """Read a prepared folder into memory (one copy, moved to the device once by the trainer).
 
@@ -142,14 +161,9 @@ def load_prepared(folder: Path) -> Prepared:
     from benchmark.data.errors import DataError
 
     folder = Path(folder)
-    meta_path = folder / "metadata.json"
-    fix = (f"run the workflow (it prepares data through DVC) or `dvc repro --pull` the stage of dvc.yaml "
-           f"that writes data/prepared/{folder.name}")
-    if not meta_path.exists():
-        raise DataError(f"prepared data not found at {folder}; {fix}")
+    metadata = load_metadata(folder)
     try:
-        metadata = json.loads(meta_path.read_text())
         arrays = {key: np.load(folder / f"{key}.npy", allow_pickle=False) for key in ARRAYS}
     except (OSError, ValueError) as error:
-        raise DataError(f"prepared data at {folder} is incomplete or damaged ({error}); {fix}") from None
+        raise DataError(f"prepared data at {folder} is incomplete or damaged ({error}); {_fix(folder)}") from None
     return Prepared(metadata=metadata, **arrays)

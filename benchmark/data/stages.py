@@ -82,10 +82,22 @@ def stage_writing(path: str, dvc_yaml: Path = DVC_YAML) -> Stage:
     raise KeyError(f"no stage of {dvc_yaml} writes {path}; add it there")
 
 
-def params_json(*keys: str, params: Path = PARAMS) -> str:
-    """The entry at `keys` of the params file as JSON (null when absent): a Snakemake params value,
-    so that editing one dataset's settings reruns that dataset's job only."""
+# Settings of config/datasets.yaml that say how data is fetched, never what it is: a mirror URL (the
+# pinned checksums make it the same file), download workers, where a manually placed file lies.
+OPERATIONAL = ("workers", "manual_dir", "url")
+
+
+def _content(entry):
+    if isinstance(entry, dict):
+        return {k: _content(v) for k, v in entry.items() if k not in OPERATIONAL}
+    return entry
+
+
+def content_params_json(*keys: str, params: Path = PARAMS) -> str:
+    """The entry at `keys` of the params file without its operational settings, as JSON (null when
+    absent): the data rule's params, so that editing what one dataset's data IS re-prepares that dataset
+    only, and editing how it is fetched re-prepares nothing."""
     entry = _read_yaml(params) or {}
     for key in keys:
         entry = entry.get(key) if isinstance(entry, dict) else None
-    return json.dumps(entry, sort_keys=True)
+    return json.dumps(_content(entry), sort_keys=True)

@@ -1,27 +1,35 @@
-# Tables and plots of the whole grid, and the MLflow summary run.
+# Tables (with statistics) and plots of the whole grid, from its cells' records: every pack's marker
+# is an input, so the tables are rebuilt whenever a cell is (re)trained. Its params are the config
+# without the settings that cannot change a table (threads, packing, device).
+from benchmark.aggregate import outputs as _aggregate_outputs
+
+AGGREGATE = _aggregate_outputs(config)
+
+
+def aggregate_outputs():
+    return [str(p) for group in AGGREGATE.values() for p in group]
 
 
 rule aggregate:
     input:
-        cells=all_cells(),
-        tracking=ancient(TRACKING),
+        markers=GRID.markers,
         reference=reference_files(),
+        code=code_files(["benchmark.aggregate", "benchmark.tables", "benchmark.plots", "benchmark.stats"]),
     output:
-        table=report(f"results/tables/{GRID}.md", caption="../report/table.rst", category="Tables"),
-        latex=f"results/tables/{GRID}.tex",
-        csv=f"results/tables/{GRID}.csv",
-        plots=report(
-            expand(f"results/plots/{GRID}_{{dataset}}.{{ext}}", dataset=config["datasets"], ext=["png", "pdf"]),
-            caption="../report/plot.rst",
-            category="Plots",
-        ),
+        tables=report([str(p) for p in AGGREGATE["tables"] if p.suffix == ".html"], caption="../report/table.rst",
+                      category="Tables"),
+        table_files=[str(p) for p in AGGREGATE["tables"] if p.suffix != ".html"],
+        plots=report([str(p) for p in AGGREGATE["plots"] if p.suffix == ".png"], caption="../report/plot.rst",
+                     category="Plots"),
+        plot_files=[str(p) for p in AGGREGATE["plots"] if p.suffix != ".png"],
+        curves=report([str(p) for p in AGGREGATE["curves"] if p.suffix == ".png"], caption="../report/curves.rst",
+                      category="Training curves"),
+        curve_files=[str(p) for p in AGGREGATE["curves"] if p.suffix != ".png"],
+        cd=[str(p) for p in AGGREGATE["cd"]],
     log:
-        f"logs/aggregate/{GRID}.log",
-    conda:
-        "../../environment.yml"
+        f"logs/aggregate/{NAME}.log",
+    localrule: True
     params:
-        python=PYTHON,
-        config=json.dumps(config, sort_keys=True),
+        config=json.dumps(table_config(config), sort_keys=True),
     shell:
-        "{params.python} -m benchmark aggregate --config-json {params.config:q}"
-        " --tracking {input.tracking} > {log} 2>&1"
+        "{PYTHON} -m benchmark aggregate --config-json {params.config:q} > {log} 2>&1"

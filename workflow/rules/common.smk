@@ -1,79 +1,83 @@
-# Config validation, grid expansion and the small helpers the rules read their params from.
+# Config validation, the grid's packs, fail-fast checks and the small helpers the rules read.
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.config import ConfigError, cell_dir, cell_settings, cells, hierarchy_path, seed_groups, validate
-from benchmark.device import cuda_requested
-from benchmark.losses import LOSSES, split_label
-from benchmark.models import MODELS
-from benchmark.registry import source_file
+# This checkout's package, whichever copy of it is installed (jobs run `python -m benchmark` from here too).
+sys.path.insert(0, str(Path(workflow.basedir).parent))
+
+from benchmark.code import cell_roots, code_files
+from benchmark.config import ConfigError, validate
+from benchmark.device import cuda_present
+from benchmark.grid import Grid, remove_stale_markers, table_config
+from benchmark.tracking import ledger_is_stale, tracking_uri
 
 try:
-    validate(config)
+    validate(config)  # fills the schema's defaults into `config`
+    GRID = Grid(config)
 except ConfigError as error:
     # One line, before any job starts; a traceback here would hide the key that is wrong.
     sys.exit(str(error))
+if config["device"].startswith("cuda") and workflow.local_exec and not cuda_present():
+    sys.exit(f"config error at 'device': {config['device']!r} but this machine has no NVIDIA GPU; use "
+             "device: auto or cpu here, or run on a GPU machine or cluster")
 
-# Every rule runs the package with the interpreter Snakemake itself runs under; DVC's stage
-# commands say `python`, so the data rule puts that interpreter's folder first on PATH.
+# Every rule runs the package with the interpreter Snakemake itself runs under; DVC's stage commands
+# say `python`, so the data rules put that interpreter's folder first on PATH.
 PYTHON = sys.executable
 PYTHON_BIN = os.path.dirname(sys.executable)
-GRID = config["grid"]
-TRACKING = f"results/tracking/{GRID}.json"
-# Code every cell depends on; a loss's or model's own file is added per cell (touching a loss's
-# file reruns only that loss's cells).
-CORE_CODE = [
-    f"benchmark/{name}.py"
-    for name in ("train/__init__", "train/build", "train/data", "train/loop", "train/record", "methods/__init__",
-                 "methods/base", "runtime", "optim", "evaluate", "augment", "schedules", "validation",
-                 "data/subsets", "data/prepared", "packs", "checkpoint")
-]
+NAME = config["grid"]
+STORE = f"results/tracking/{NAME}/store.json"
+LEDGER = f"results/tracking/{NAME}.json"
+
+# How jobs run, where that cannot change a result: formatted into the shell commands, not params, so
+# that changing them reruns nothing (benchmark/grid.py keeps them out of the settings key).
+DEVICE = config["device"]
+CELLS_PER_GPU = config["cells_per_gpu"]
+EVAL_BATCH_SIZE = config["eval_batch_size"]
+TRACKING_ARG = f"--tracking {STORE}" if config["tracking"] else ""
+
+for record in remove_stale_markers(GRID):
+    print(f"{record} is missing: its pack trains it again", file=sys.stderr)
+if config["tracking"] and ledger_is_stale(Path(LEDGER), tracking_uri()):
+    Path(LEDGER).unlink()
+    print(f"the MLflow store {tracking_uri()} no longer holds grid {NAME}'s runs: they are logged again "
+          "(nothing is retrained)", file=sys.stderr)
 
 
-def cell_path(dataset, method, spc, seed):
-    return f"{cell_dir(dataset, method, spc, seed)}/metrics.json"
+def check_tracking_store():
+    """Check the store and create the grid's experiment before any job (onstart); stop with one line."""
+    if not config["tracking"]:
+        return
+    result = subprocess.run([PYTHON, "-m", "benchmark", "tracking-init", "--grid", NAME, "--config-json",
+                             json.dumps(table_config(config), sort_keys=True), "--out", STORE],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "tracking-init failed")
 
 
-def all_cells():
-    return [cell_path(*cell) for cell in cells(config)]
+def all_targets():
+    """What a grid run produces: every pack (so every cell), the tables and plots, the MLflow mirror."""
+    targets = [*GRID.markers, *aggregate_outputs()]
+    return targets + [LEDGER] if config["tracking"] else targets
 
 
-def all_outputs():
-    return [f"results/tables/{GRID}.md"]
+def pack_spec(wildcards):
+    return json.dumps(GRID.pack(wildcards).spec(), sort_keys=True)
 
 
-def cell_outputs(seeds):
-    """The metrics.json files of a training job: one cell ({seed} a wildcard), or the cells of `seeds`."""
-    pattern = "results/cells/{{dataset}}/{{method}}/spc{{spc}}/seed{seed}/metrics.json"
-    return pattern.format(seed="{seed}") if seeds is None else [pattern.format(seed=s) for s in seeds]
+def pack_code(wildcards):
+    """The package files the pack's cells import (benchmark/code.py): editing one reruns exactly these cells."""
+    return code_files(cell_roots(GRID.pack(wildcards).configuration.settings))
 
 
-def cell_log(seeds):
-    name = "{seed}" if seeds is None else "_".join(map(str, seeds))
-    return f"logs/cells/{{dataset}}/{{method}}/spc{{spc}}/seed{name}.log"
-
-
-def cell_code(wildcards):
-    settings = cell_settings(config, wildcards.dataset, wildcards.method)
-    method = split_label(wildcards.method)[0]
-    return [*CORE_CODE, source_file(LOSSES, method), source_file(MODELS, settings["model"])]
-
-
-def cell_embeddings(wildcards):
-    """The cached class embeddings a semantic cell trains with (none for other losses)."""
-    settings = cell_settings(config, wildcards.dataset, wildcards.method)
+def pack_dependencies(wildcards):
+    """Files a pack's cells read besides the data: the class embeddings of a semantic method."""
+    settings = GRID.pack(wildcards).configuration.settings
     return [settings["embeddings"]] if "embeddings" in settings else []
-
-
-def embedding_class_ids(wildcards):
-    return config["dataset_settings"][wildcards.dataset]["class_ids"]
 
 
 def reference_files():
     return [config["reference"]] if "reference" in config else []
-
-
-def cell_settings_json(wildcards):
-    return json.dumps(cell_settings(config, wildcards.dataset, wildcards.method), sort_keys=True)
