@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from functools import cache
+from pathlib import Path
 
 NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
+CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 def cuda_present() -> bool:
@@ -31,3 +34,14 @@ def resolve_device(requested: str):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {requested!r} requested but CUDA is not available here; use device: auto or cpu")
     return device
+
+
+@cache
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bf16 arithmetic instructions (otherwise bf16 autocast is emulated and slow)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool(CPU_BF16_FLAGS & set(flags))

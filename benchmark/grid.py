@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.config import ConfigError, dataset_spc, method_labels, train_settings
-from benchmark.device import cuda_present
+from benchmark.device import cpu_has_native_bf16, cuda_present
 from benchmark.registry import METHODS, MODELS, split_label
-from benchmark.runtime import cpu_has_native_bf16
 
 KEY_LENGTH = 10  # hex digits of the settings key: 40 bits, no collision among millions of configurations
 

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import torch
 
-CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+from benchmark.device import cpu_has_native_bf16
 
 
 @dataclass(frozen=True)
@@ -45,17 +43,6 @@ class Runtime:
         layout = "channels_last" if self.memory_format == torch.channels_last else "contiguous"
         return {"precision": self.precision, "memory_format": layout, "compile": self.compile,
                 "deterministic": self.deterministic}
-
-
-@cache
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU has bf16 arithmetic instructions (otherwise bf16 autocast is emulated and slow)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return bool(CPU_BF16_FLAGS & set(flags))
 
 
 def native_bf16(device: torch.device) -> bool:
