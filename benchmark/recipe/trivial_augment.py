@@ -90,7 +90,7 @@ def apply(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, interpolat
     counts = torch.bincount(op, minlength=len(OPS)).tolist()  # the only host sync
     offsets = [0, *itertools.accumulate(counts)]
     xs, ops, ms = x.index_select(0, order).float(), op.index_select(0, order), magnitude.index_select(0, order)
-    out = xs.clone()  # Identity stays as it is
+    out = torch.empty_like(xs)
     for name, fn in _PIXEL_OPS.items():
         lo, hi = offsets[OPS.index(name)], offsets[OPS.index(name) + 1]
         if hi > lo:
@@ -98,8 +98,9 @@ def apply(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, interpolat
     lo, hi = offsets[OPS.index("ShearX")], offsets[OPS.index("Rotate") + 1]
     if hi > lo:
         out[lo:hi] = _geometric(xs[lo:hi], ops[lo:hi], ms[lo:hi], discrete, interpolation)
-    result = torch.empty_like(out).index_copy_(0, order, out).clamp_(0, 255)
-    return result.to(x.dtype)  # truncates to uint8 as torchvision's casts do
+    out[:counts[0]] = xs[:counts[0]]  # Identity (op 0) stays
+    unsort = torch.empty_like(order).index_copy_(0, order, torch.arange(len(order), device=order.device))
+    return out.index_select(0, unsort).clamp_(0, 255).to(x.dtype)  # truncates to uint8 as torchvision's casts do
 
 
 # --------------------------------------------------------------------------- geometric ops
@@ -130,23 +131,22 @@ def _sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor
     """grid_sample coordinates (N, H, W, 2) of per-image matrices theta acting on pixel centres.
 
     Pixel centres relative to the image centre, mapped by theta, then scaled to grid_sample's
-    [-1, 1] (align_corners=False); the same arithmetic as torchvision's affine, so nearest
-    sampling picks the same pixels.
+    [-1, 1] (align_corners=False): torchvision's affine grid, so nearest sampling picks the same
+    pixels. Written out per coordinate: a (HW x 3) by (3 x 2) product per image is slow as a bmm.
     """
-    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=theta.device)
-    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=theta.device)
-    base = torch.stack([xs.expand(height, width), ys[:, None].expand(height, width),
-                        torch.ones(height, width, device=theta.device)], dim=-1).reshape(1, height * width, 3)
-    scale = torch.tensor([0.5 * width, 0.5 * height], device=theta.device)
-    grid = base.expand(theta.shape[0], -1, -1).bmm(theta.transpose(1, 2) / scale)
-    return grid.reshape(theta.shape[0], height, width, 2)
+    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=theta.device)[None, None, :]
+    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=theta.device)[None, :, None]
+    scaled = theta / torch.tensor([0.5 * width, 0.5 * height], device=theta.device)[None, :, None]
+    t = scaled[:, :, :, None, None]  # (N, 2, 3, 1, 1)
+    grid = xs * t[:, :, 0] + ys * t[:, :, 1] + t[:, :, 2]  # (N, 2, H, W)
+    return grid.permute(0, 2, 3, 1)
 
 
 def _geometric(x: torch.Tensor, op: torch.Tensor, m: torch.Tensor, discrete: bool, interpolation: str) -> torch.Tensor:
     height, width = x.shape[-2:]
     grid = _sampling_grid(inverse_matrices(op, m, height, width), height, width)
     out = F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
-    return out.round() if discrete else out
+    return out.round() if discrete and interpolation != "nearest" else out
 
 
 # --------------------------------------------------------------------------- colour ops
