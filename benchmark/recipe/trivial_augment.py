@@ -52,7 +52,7 @@ def magnitude_table(num_bins: int = NUM_BINS) -> tuple[torch.Tensor, torch.Tenso
     table = torch.zeros(len(OPS), num_bins)
     for name, top in _TOP.items():
         table[OPS.index(name)] = torch.linspace(0.0, top, num_bins)
-    # torchvision's Posterize bins: 8 - b / ((num_bins - 1) / 6), rounded half to even.
+    # torchvision's Posterize bins: 8 - b / ((num_bins - 1) / 6), rounded (no ties for 31 bins).
     table[OPS.index("Posterize")] = (8 - torch.arange(num_bins) / ((num_bins - 1) / 6)).round()
     table[OPS.index("Solarize")] = torch.linspace(1.0, 0.0, num_bins)
     signed = torch.tensor([name in SIGNED for name in OPS])
