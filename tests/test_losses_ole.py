@@ -141,3 +141,13 @@ def test_ole_runs_in_float32_under_bf16_input():
     value = ole_penalty(x.to(torch.bfloat16), y)
     assert value.dtype == torch.float32
     assert value.item() == pytest.approx(PENALTY, rel=1e-2)  # the inputs here are exact in bf16
+
+
+def test_class_blocks_group_rows_by_label_and_pad_with_zeros():
+    from benchmark.losses.ole import class_blocks
+
+    x = torch.arange(10, dtype=torch.float32).reshape(5, 2)  # rows (0, 1), (2, 3), ..., (8, 9)
+    y = torch.tensor([7, 2, 7, 7, 2])
+    blocks = class_blocks(x, y)
+    # Classes in ascending order (2, 7), rows in batch order, class 2 padded to the 3 rows of class 7.
+    assert blocks.tolist() == [[[2, 3], [8, 9], [0, 0]], [[0, 1], [4, 5], [6, 7]]]

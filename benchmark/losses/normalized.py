@@ -66,7 +66,13 @@ class L2ConstrainedSoftmax(Loss):
     def output_dim(num_classes: int) -> int:
         return DEFAULT_EMBED_DIM
 
-    def __init__(self, num_classes: int, embed_dim: int, alpha: float | None = None, p: float = 0.9) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        embed_dim: int,
+        alpha: float | None = None,  # None: alpha_low(C, p), the paper's lower bound
+        p: float = 0.9,  # as in third-party code (no official repo); the paper's own p not re-read: [unverified]
+    ) -> None:
         super().__init__()
         self.alpha = float(alpha) if alpha is not None else alpha_low(num_classes, p)
         if self.alpha <= 0:
