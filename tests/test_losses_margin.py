@@ -397,3 +397,28 @@ def test_sphereface_and_lsoftmax_defaults():
     assert lsoft.schedule == {"base": 1000.0, "gamma": 2e-5, "power": 45.0, "lambda_min": 0.0}
     with pytest.raises(ValueError, match="integer"):
         SphereFace(num_classes=3, embed_dim=2, margin=1.5)
+
+
+# --------------------------------------------------------------------------- precision under autocast
+
+@pytest.mark.parametrize("make", [
+    lambda: ArcFace(num_classes=3, embed_dim=2),
+    lambda: CosFace(num_classes=3, embed_dim=2),
+    lambda: NormFace(num_classes=3, embed_dim=2),
+    lambda: TVMFLoss(num_classes=3, embed_dim=2),
+    lambda: SphereFace(num_classes=3, embed_dim=2, base=0.0, lambda_min=0.0),
+    lambda: L2ConstrainedSoftmax(num_classes=3, embed_dim=2),
+], ids=["arcface", "cosface", "normface", "tvmf", "sphereface", "l2_softmax"])
+def test_losses_compute_in_float32_under_bf16_autocast(make):
+    """The trainer runs the loss inside bf16 autocast; the cosines and logits must stay float32 there."""
+    loss = make()
+    if hasattr(loss, "weight"):
+        _with_weight(loss)
+    loss.eval()  # keeps SphereFace's iteration counter (and so lambda) the same for both calls
+    x = torch.tensor([[3.0, 4.001], [-1.0, 0.02], [1.0, 1.003]])
+    y = torch.tensor(TARGET)
+    reference = loss(x, y).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(x, y).item()
+        assert loss.scores(x).dtype == torch.float32
+    assert under_autocast == pytest.approx(reference, rel=1e-6)

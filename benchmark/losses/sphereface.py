@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.losses.base import Loss
-from benchmark.losses.normalized import DEFAULT_EMBED_DIM
+from benchmark.losses.normalized import DEFAULT_EMBED_DIM, full_precision
 
 # Added to ||x|| ||W_j|| before dividing by it, as the official MarginInnerProduct layer does (1e-9
 # there; 1e-6 here because it runs in float32 and x = 0 must not give 0 / 0).
@@ -104,23 +104,25 @@ class LargeMarginSoftmax(Loss):
         return F.normalize(weight, dim=1) if self.normalize_weights else weight
 
     def scores(self, output: torch.Tensor) -> torch.Tensor:
-        weight = self.class_weights()
-        if self.normalize_weights:
-            return F.normalize(output.float(), dim=1) @ weight.T
-        return output.float() @ weight.T
+        with full_precision(output):
+            weight = self.class_weights()
+            if self.normalize_weights:
+                return F.normalize(output.float(), dim=1) @ weight.T
+            return output.float() @ weight.T
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         lam = self.current_lambda()
         if self.training:
             self.iteration += 1
-        x = output.float()
-        weight = self.class_weights()
-        logits = x @ weight.T
-        norms = x.norm(dim=1, keepdim=True) * weight.norm(dim=1)[None, :]  # ||x_i|| ||W_j||, (N, C)
-        cosine = logits / (norms + NORM_EPS)
-        margined = norms * (lam * cosine + psi(cosine, self.margin)) / (1.0 + lam)
-        is_target = F.one_hot(target, self.num_classes).bool()
-        return F.cross_entropy(torch.where(is_target, margined, logits), target)
+        with full_precision(output):
+            x = output.float()
+            weight = self.class_weights()
+            logits = x @ weight.T
+            norms = x.norm(dim=1, keepdim=True) * weight.norm(dim=1)[None, :]  # ||x_i|| ||W_j||, (N, C)
+            cosine = logits / (norms + NORM_EPS)
+            margined = norms * (lam * cosine + psi(cosine, self.margin)) / (1.0 + lam)
+            is_target = F.one_hot(target, self.num_classes).bool()
+            return F.cross_entropy(torch.where(is_target, margined, logits), target)
 
 
 class SphereFace(LargeMarginSoftmax):
