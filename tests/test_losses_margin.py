@@ -311,13 +311,16 @@ def test_psi_is_decreasing_and_below_cosine():
 
 
 def test_annealing_lambda_schedule_by_hand():
+    def at(iteration, schedule):
+        return annealing_lambda(torch.tensor(iteration), **schedule).item()
+
     sphere = {"base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0}
-    assert annealing_lambda(0, **sphere) == 1000.0
-    assert annealing_lambda(10, **sphere) == pytest.approx(1000 / 2.2)  # 454.545
-    assert annealing_lambda(10_000, **sphere) == 5.0  # 1000 / 1201 = 0.83 < 5
+    assert at(0, sphere) == 1000.0
+    assert at(10, sphere) == pytest.approx(1000 / 2.2)  # 454.545
+    assert at(10_000, sphere) == 5.0  # 1000 / 1201 = 0.83 < 5
     lsoft = {"base": 1000.0, "gamma": 2e-5, "power": 45.0, "lambda_min": 0.0}
-    assert annealing_lambda(1000, **lsoft) == pytest.approx(1000 * 1.02 ** -45)  # 410.1
-    assert annealing_lambda(1000, **lsoft) == pytest.approx(410.1, abs=0.1)
+    assert at(1000, lsoft) == pytest.approx(1000 * 1.02 ** -45)  # 410.1
+    assert at(1000, lsoft) == pytest.approx(410.1, abs=0.1)
 
 
 def _large_margin(normalize: bool, lam: float) -> LargeMarginSoftmax:
@@ -363,11 +366,11 @@ def test_large_lambda_is_plain_softmax():
 def test_iteration_counter_advances_in_training_only():
     loss = SphereFace(num_classes=3, embed_dim=2)
     x, y = _x()
-    assert loss.current_lambda() == 1000.0
+    assert loss.current_lambda().item() == 1000.0
     for _ in range(10):
         loss(x, y)
     assert int(loss.iteration) == 10
-    assert loss.current_lambda() == pytest.approx(1000 / 2.2)
+    assert loss.current_lambda().item() == pytest.approx(1000 / 2.2)
     loss.eval()
     loss(x, y)
     assert int(loss.iteration) == 10

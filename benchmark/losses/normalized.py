@@ -21,7 +21,7 @@ from benchmark.losses.base import Loss
 DEFAULT_EMBED_DIM = 128
 
 # Floor of 1 - cos^2 before the square root in ArcFace: d sqrt(u)/du is infinite at u = 0 (|cos| = 1),
-# which would turn the backward pass into inf * 0 = NaN. sin(theta) >= 3e-4 changes logits by < 1e-3.
+# which would turn the backward pass into inf * 0 = NaN. The floor moves cos(theta + m) by < 3.2e-4 sin m.
 SINE_SQUARED_FLOOR = 1e-7
 
 
@@ -48,8 +48,8 @@ def unit_gaussian_rows(num_classes: int, embed_dim: int) -> torch.Tensor:
 def alpha_low(num_classes: int, p: float = 0.9) -> float:
     """alpha_low = log(p (C - 2) / (1 - p)) (Ranjan et al. 2017, arXiv 1703.09507).
 
-    The smallest feature radius at which the correct class can reach an average softmax probability
-    p when the other classes lie as far away as possible; C = 10, p = 0.9 gives log 72 = 4.28.
+    The paper's lower bound on the feature radius for the correct class to reach an average softmax
+    probability p; C = 10, p = 0.9 gives log 72 = 4.28.
     """
     if num_classes < 3:
         raise ValueError(f"alpha_low needs at least 3 classes (log of p (C - 2)), got {num_classes}; give alpha")
@@ -178,7 +178,7 @@ class CosFace(CosineClassifier):
         embed_dim: int,
         scale: float = 64.0,  # paper: s = 64, fixed (the paper found fixing s better than learning it)
         margin: float = 0.35,  # paper: m = 0.35 (0 to 0.45 tried; above 0.45 training fails to converge)
-        class_weight_decay: float | None = None,  # paper and insightface: one weight decay for all parameters
+        class_weight_decay: float | None = None,  # insightface arcface_torch train_v2.py: W shares the decay
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if scale <= 0:
@@ -212,7 +212,7 @@ class ArcFace(CosineClassifier):
         scale: float = 64.0,  # insightface arcface_torch losses.py: s = 64
         margin: float = 0.5,  # insightface arcface_torch losses.py and paper: m = 0.5
         easy_margin: bool = False,  # insightface default
-        class_weight_decay: float | None = None,  # insightface: the class weights share the optimiser's decay
+        class_weight_decay: float | None = None,  # insightface arcface_torch train_v2.py: W shares the decay
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if scale <= 0:
