@@ -115,8 +115,9 @@ def random_erasing(
     return torch.where(mask[:, None], noise, x)
 
 
-def augment(x: torch.Tensor, settings: dict, generator: torch.Generator) -> torch.Tensor:
-    """The training view of a batch of pixel values, as float.
+def augment(x: torch.Tensor, settings: dict, generator: torch.Generator, recipe=None) -> torch.Tensor:
+    """The training view of a batch of pixel values, as float (with `recipe`, benchmark/recipe/pipeline.py,
+    its TrivialAugment after the crop and its random erasing last).
 
     settings (a dataset's `augment`, defaults filled by the schema): crop (size, optional), hflip,
     max_shift and shift_fill, erase ({p, area, aspect}, optional). Cropping comes first, on the stored
@@ -124,6 +125,8 @@ def augment(x: torch.Tensor, settings: dict, generator: torch.Generator) -> torc
     """
     if settings.get("crop"):
         x = random_crop(x, int(settings["crop"]), generator)
+    if recipe is not None:
+        x = recipe.pixels(x)
     x = x.float()
     if settings["hflip"]:
         x = random_hflip(x, generator)
@@ -131,7 +134,7 @@ def augment(x: torch.Tensor, settings: dict, generator: torch.Generator) -> torc
     erase = settings.get("erase")
     if erase and erase["p"] > 0:
         x = random_erasing(x, generator, erase["p"], tuple(erase["area"]), tuple(erase["aspect"]))
-    return x
+    return recipe.erase(x) if recipe is not None else x
 
 
 def eval_view(x: torch.Tensor, settings: dict) -> torch.Tensor:

@@ -81,10 +81,26 @@ def cell_settings(config: dict, dataset: str, label: str) -> dict:
         "compile": config["compile"],
         "deterministic": config["deterministic"],
     }
+    extra = []
     if hierarchy is not None:
         settings["hierarchy"] = hierarchy
         settings["embeddings"] = embeddings_path(dataset, hierarchy)
+        extra.append(EMBEDDINGS)
+    if recipe_on(settings["train"]["recipe"]):
+        settings["recipe_target"] = RECIPE
+        extra.append(RECIPE)
+    if extra:
+        settings["extra_targets"] = extra  # modules the cell imports by name (benchmark/code.py)
     return settings
+
+
+RECIPE = "benchmark.recipe.pipeline:Recipe"
+EMBEDDINGS = "benchmark.hierarchy:load_embeddings"  # = benchmark.methods.EMBEDDINGS (not imported: torch)
+
+
+def recipe_on(recipe: dict) -> bool:
+    return bool(recipe["trivial_augment"] or recipe["erase"]["p"] > 0 or recipe["mixup"]["alpha"] > 0
+                or recipe["cutmix"]["p"] > 0 or recipe["ema"]["decay"] > 0)
 
 
 def settings_key(settings: dict) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from benchmark.targets import load
+
 METHODS: dict[str, str] = {
     # The paper's losses (Barz & Denzler, WACV 2020, Table 2) and its semantic variants.
     "softmax_ce": "benchmark.losses.softmax:SoftmaxCrossEntropy",
@@ -56,12 +58,6 @@ def split_label(label: str) -> tuple[str, str | None]:
     """A cell's method label -> (registered method name, hierarchy or None): "cosine_semantic-cub_flat"."""
     method, _, hierarchy = label.partition("-")
     return method, hierarchy or None
-
-
-def load(target: str) -> Any:
-    """Import and return the object named by "module:attribute"."""
-    module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 def resolve(registry: dict[str, str], name: str, kind: str) -> Any:

@@ -24,8 +24,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from benchmark.augment import ERASE_AREA, ERASE_ASPECT, random_erasing
-from benchmark.recipe import cutmix, mixup, trivial_augment_wide
+from benchmark.augment import random_erasing
+from benchmark.recipe.mixing import cutmix, mixup
+from benchmark.recipe.trivial_augment import trivial_augment_wide
+
+ERASE_AREA, ERASE_ASPECT = (0.02, 0.3), (0.3, 3.33)  # the paper's random erasing (the schema's defaults)
 
 
 class PerSample(Dataset):

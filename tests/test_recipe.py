@@ -11,19 +11,9 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 import benchmark.recipe.mixing as mixing
-from benchmark.recipe import (
-    OPS,
-    ModelEMA,
-    adjusted_decay,
-    apply,
-    cutmix,
-    draw,
-    mixed_targets,
-    mixup,
-    sample_beta,
-    trivial_augment_wide,
-)
-from benchmark.recipe.trivial_augment import magnitude_table
+from benchmark.recipe.ema import ModelEMA, adjusted_decay
+from benchmark.recipe.mixing import cutmix, mixed_targets, mixup, sample_beta
+from benchmark.recipe.trivial_augment import OPS, apply, draw, magnitude_table, trivial_augment_wide
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -14,6 +14,11 @@ class Loss(nn.Module):
     argmax is the prediction, because the prediction rule differs between losses.
     """
 
+    @staticmethod
+    def output_dim(num_classes: int) -> int:
+        """Size of the network output this loss wants (losses that own class weights want features)."""
+        return num_classes
+
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         return output
 

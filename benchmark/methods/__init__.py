@@ -1,41 +1,56 @@
 """Training methods: what a cell trains (benchmark/methods/base.py).
 
 A method registered in benchmark/registry.py is either a loss on the model's outputs (a
-benchmark.losses.base.Loss subclass, paired with the model by `Method`) or a `Method` subclass of its
-own for methods that need more than that. The cell's spec names its method's and model's classes
-("module:attribute"), so building a method imports only what that cell uses.
+benchmark.losses.base.Loss subclass, which `Method` pairs with the model) or a `Method` subclass of
+its own (a classmethod `build(settings, context, make_model)`) for methods that need more than that.
+The cell's spec names its method's and model's classes ("module:attribute"), so building a method
+imports only what that cell uses.
 """
 
 from __future__ import annotations
 
-from benchmark.methods.base import Method
-from benchmark.registry import load
+from collections.abc import Callable
+
+from torch import nn
+
+from benchmark.methods.base import Method, MethodContext, Mixed
+from benchmark.targets import load
+
+__all__ = ["Method", "MethodContext", "Mixed", "build_method", "load_class_embeddings"]
+
+
+EMBEDDINGS = "benchmark.hierarchy:load_embeddings"  # named in the spec of semantic cells only (benchmark/grid.py)
 
 
 def load_class_embeddings(path: str):
     """The cached semantic class embeddings (written by `python -m benchmark embed`) and their sidecar."""
     import torch
 
-    from benchmark.hierarchy import load_embeddings  # imports scipy: only semantic cells pay for it
-
-    emb, meta = load_embeddings(path)
+    emb, meta = load(EMBEDDINGS)(path)
     return torch.from_numpy(emb).float(), meta
 
 
-def build_method(settings: dict, num_classes: int, in_channels: int,
-                 class_counts: list[int]) -> tuple[Method, dict | None]:
-    """The cell's method: its loss first, then its model (the order fixes the random initialisation), and
-    a description of the semantic class embeddings it uses (None without)."""
-    loss_args = dict(settings["method"])
-    embeddings = None
-    if "embeddings" in settings:
-        vectors, sidecar = load_class_embeddings(settings["embeddings"])
-        loss_args["class_embeddings"] = vectors
-        embeddings = {"hierarchy": settings["hierarchy"], "embeddings_file": settings["embeddings"], **sidecar}
+def model_factory(settings: dict, in_channels: int) -> Callable[[int], nn.Module]:
+    """A function output_dim -> a new, randomly initialised model of the cell's model class."""
+    constructor = load(settings["model_target"])
+    return lambda output_dim: constructor(in_channels=in_channels, output_dim=output_dim)
+
+
+def build_method(settings: dict, context: MethodContext) -> Method:
+    """The cell's method. For a loss: the loss first, then the model (the order fixes the random
+    initialisation); the model outputs what the loss asks for (`output_dim`: the number of classes, the
+    class embeddings' size, or a feature size)."""
     cls = load(settings["method_target"])
-    embed_dim = loss_args["class_embeddings"].shape[1] if embeddings is not None else num_classes
+    make_model = model_factory(settings, context.in_channels)
+    if isinstance(cls, type) and issubclass(cls, Method):
+        return cls.build(settings["method"], context, make_model)
+    args = dict(settings["method"])
+    if context.embeddings is not None:
+        args["class_embeddings"] = context.embeddings
+        embed_dim = context.embeddings.shape[1]
+    else:
+        embed_dim = cls.output_dim(context.num_classes)
     if getattr(cls, "needs_class_counts", False):
-        loss_args["class_counts"] = class_counts
-    loss = cls(num_classes=num_classes, embed_dim=embed_dim, **loss_args)
-    model = load(settings["model_target"])(in_channels=in_channels, output_dim=embed_dim)
-    return Method(model, loss), embeddings
+        args["class_counts"] = context.class_counts
+    loss = cls(num_classes=context.num_classes, embed_dim=embed_dim, **args)
+    return Method(make_model(embed_dim), loss)

@@ -12,9 +12,10 @@ import torch
 from benchmark.data.prepared import Prepared, data_hash
 from benchmark.data.subsets import draw_subset, stable_seed
 from benchmark.device import DeviceError, resolve_device
-from benchmark.methods import Method, build_method
+from benchmark.methods import Method, MethodContext, build_method, load_class_embeddings
 from benchmark.optim import SGD
 from benchmark.runtime import Runtime, configure
+from benchmark.targets import load
 from benchmark.train.data import BatchStream, DeviceData, load_data, steps_per_epoch
 from benchmark.validation import validation_split
 
@@ -65,7 +66,13 @@ class CellRun:
     aug_generator: torch.Generator
     steps: int
     embeddings: dict | None
+    recipe: object | None  # benchmark.recipe.pipeline.Recipe, for cells whose train.recipe is on
     started: float  # time.perf_counter() when the cell began
+
+    @property
+    def evaluated(self) -> Method:
+        """What validation and test evaluate: the method, or its EMA copy (recipe)."""
+        return self.recipe.evaluated(self.method) if self.recipe is not None else self.method
 
     @property
     def train(self) -> dict:
@@ -92,9 +99,12 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path) 
                                           cell.split)
     class_counts = np.bincount(prepared.labels[train_idx], minlength=prepared.num_classes)
 
+    embeddings, context = None, MethodContext(prepared.num_classes, prepared.images.shape[-1], class_counts.tolist())
+    if "embeddings" in settings:
+        context.embeddings, sidecar = load_class_embeddings(settings["embeddings"])
+        embeddings = {"hierarchy": settings["hierarchy"], "embeddings_file": settings["embeddings"], **sidecar}
     torch.manual_seed(cell.seed_for("init"))
-    method, embeddings = build_method(settings, prepared.num_classes, prepared.images.shape[-1],
-                                      class_counts.tolist())
+    method = build_method(settings, context)
     method.to(device, memory_format=runtime.memory_format)
     if runtime.compile:
         method.compile()
@@ -103,9 +113,11 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path) 
                     weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
     generator = torch.Generator().manual_seed(cell.seed_for("order"))
     aug_generator = torch.Generator(device=device).manual_seed(cell.seed_for("augment"))
+    recipe = load(settings["recipe_target"])(train["recipe"], method, aug_generator) if "recipe_target" in settings \
+        else None
     return CellRun(
         cell=cell, settings=settings, options=options, runtime=runtime, prepared=prepared, data=data,
         train_idx=train_idx, val_idx=val_idx, method=method, optimizer=optimizer,
         stream=BatchStream(train_idx, train["batch_size"], generator, device), aug_generator=aug_generator,
-        steps=steps_per_epoch(train, prepared.train_idx.size), embeddings=embeddings, started=started,
+        steps=steps_per_epoch(train, prepared.train_idx.size), embeddings=embeddings, recipe=recipe, started=started,
     )

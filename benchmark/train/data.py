@@ -36,9 +36,12 @@ class DeviceData:
         return (x - self.mean) / self.std
 
     def train_batch(self, idx: torch.Tensor, aug: dict, generator: torch.Generator,
-                    memory_format: torch.memory_format) -> torch.Tensor:
-        """The normalised, augmented training batch of the images `idx`."""
-        return self.normalise(augment(self.pixels(idx), aug, generator)).contiguous(memory_format=memory_format)
+                    memory_format: torch.memory_format, recipe=None):
+        """The normalised, augmented training batch of the images `idx` and its targets (class indices, or
+        `Mixed` ones when the recipe mixes)."""
+        x = self.normalise(augment(self.pixels(idx), aug, generator, recipe)).contiguous(memory_format=memory_format)
+        y = self.labels[idx]
+        return recipe.mix(x, y) if recipe is not None else (x, y)
 
     def eval_batches(self, idx: np.ndarray, aug: dict, batch_size: int, memory_format: torch.memory_format):
         """The images `idx` as seen at test time (centre crop, no augmentation), in batches."""

@@ -37,7 +37,8 @@ def snapshot(run: CellRun, progress: Progress, fingerprint: str) -> dict:
     saved = asdict(progress)
     saved["elapsed_s"] += time.perf_counter() - run.started
     return {"fingerprint": fingerprint, "method": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "stream": run.stream.state(), "augment": run.aug_generator.get_state(), "progress": saved}
+            "stream": run.stream.state(), "augment": run.aug_generator.get_state(), "progress": saved,
+            "recipe": run.recipe.state_dict() if run.recipe is not None else None}
 
 
 def restore(run: CellRun, state: dict) -> Progress:
@@ -45,6 +46,8 @@ def restore(run: CellRun, state: dict) -> Progress:
     run.optimizer.load_state_dict(state["optimizer"])
     run.stream.restore(state["stream"])
     run.aug_generator.set_state(state["augment"])
+    if run.recipe is not None:
+        run.recipe.load_state_dict(state["recipe"])
     return Progress(**state["progress"])
 
 
@@ -58,10 +61,10 @@ def predict_images(run: CellRun, idx) -> torch.Tensor:
     batches = run.data.eval_batches(idx, run.settings["augment"], run.options.eval_batch_size,
                                     run.runtime.memory_format)
     with torch.autocast(run.runtime.device.type, dtype=torch.bfloat16, enabled=run.runtime.autocast):
-        return predict(run.method, batches)
+        return predict(run.evaluated, batches)
 
 
-def train_step(run: CellRun, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def train_step(run: CellRun, x: torch.Tensor, y) -> torch.Tensor:
     """One SGD step on a batch (forward, objective, backward, clip, update); returns the batch loss."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=run.runtime.autocast):
         value = run.method.objective(x, y)
@@ -69,6 +72,8 @@ def train_step(run: CellRun, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     value.backward()
     torch.nn.utils.clip_grad_norm_(run.optimizer.parameters(), run.train["grad_clip_norm"])
     run.optimizer.step()
+    if run.recipe is not None:
+        run.recipe.after_step(run.method)
     return value.detach()
 
 
@@ -84,7 +89,6 @@ def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Check
     validate = run.val_idx.size > 0
     if validate:
         progress.curves.setdefault("val_accuracy", [])
-    labels = run.data.labels
     while progress.epoch < train["epochs"] and progress.status == "ok":
         epoch = progress.epoch
         lr = learning_rate(epoch, train["epochs"], train["lr"], train["schedule"])
@@ -102,8 +106,10 @@ def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Check
                 on_first_step()
                 on_first_step = None
             idx = next(run.stream)
-            x = run.data.train_batch(idx, run.settings["augment"], run.aug_generator, run.runtime.memory_format)
-            loss_sum += train_step(run, x, labels[idx])
+            x, y = run.data.train_batch(idx, run.settings["augment"], run.aug_generator, run.runtime.memory_format,
+                                        run.recipe)
+            x, y = run.method.train_batch(x, y, epoch)
+            loss_sum += train_step(run, x, y)
         progress.epoch, progress.step, progress.loss_sum = epoch + 1, 0, 0.0
         epoch_loss = float(loss_sum) / run.steps
         progress.curves["train_loss"].append(epoch_loss)
@@ -136,7 +142,7 @@ def _validate(run: CellRun, progress: Progress, epoch: int) -> bool:
     if value > best["accuracy"]:
         best["accuracy"], best["epoch"] = value, epoch
         if run.train["select"] == "best_val":
-            best["state"] = copy.deepcopy(run.method.state_dict())
+            best["state"] = copy.deepcopy(run.evaluated.state_dict())
         return True
     patience = run.train["patience"]
     return not (patience and epoch - best["epoch"] >= patience)

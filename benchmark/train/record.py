@@ -14,7 +14,7 @@ def select_weights(run: CellRun, progress: Progress) -> int:
     """Load the weights to test (`select: best_val`: the best validation epoch's) and return their epoch
     (1-based: the epoch after which they were taken)."""
     if run.train["select"] == "best_val" and progress.best["state"] is not None:
-        run.method.load_state_dict(progress.best["state"])
+        run.evaluated.load_state_dict(progress.best["state"])
         return progress.best["epoch"] + 1
     return len(progress.curves["lr"])
 
