@@ -105,13 +105,57 @@ def _message(error: jsonschema.ValidationError) -> str:
     return f"config error at '{where}': {error.message}{hint}"
 
 
+def _grid_schema(config: dict) -> dict:
+    """The schema for one config: its variants are method names too; variants name registered methods."""
+    schema = copy.deepcopy(_schema())
+    variants = config.get("variants") if isinstance(config.get("variants"), dict) else {}
+    schema["definitions"]["method_list"]["items"]["enum"] = sorted({*METHODS, *variants})
+    variant = schema["properties"]["variants"]["additionalProperties"]["properties"]
+    variant["method"]["enum"] = sorted(METHODS)
+    return schema
+
+
+def base_method(config: dict, name: str) -> str:
+    """The registered method of a method name: itself, or the method a variant derives from."""
+    variant = config.get("variants", {}).get(name)
+    return variant["method"] if variant else name
+
+
+def method_settings(config: dict, name: str) -> dict:
+    """The settings of method `name` (a variant's merged over its method's)."""
+    base = base_method(config, name)
+    settings = copy.deepcopy(config["method_settings"].get(base, {}))
+    variant = config.get("variants", {}).get(name)
+    return _merge(settings, variant.get("settings", {})) if variant else settings
+
+
+def _check_variants(config: dict) -> None:
+    """A variant's settings are checked against its method's entry of method_settings, as if written there."""
+    registered = _schema()["properties"]["method_settings"]["properties"]
+    for name, variant in config["variants"].items():
+        if name in METHODS:
+            raise ConfigError(f"config error at 'variants.{name}': {name!r} is a registered method; name the "
+                              "variant differently")
+        entry = registered.get(variant["method"])
+        if entry is None:
+            continue
+        trial = {"method_settings": {variant["method"]: method_settings(config, name)}}
+        sub = {**copy.deepcopy(_schema()), "required": [], "properties": {"method_settings":
+                                                                        _schema()["properties"]["method_settings"]}}
+        error = jsonschema.exceptions.best_match(_Validator(sub).iter_errors(trial))
+        if error is not None:
+            message = _message(error).replace(f"method_settings.{variant['method']}", f"variants.{name}.settings")
+            raise ConfigError(message)
+
+
 def validate(config: dict) -> dict:
     """Fill the schema's defaults into `config` (in place), check it against the schema and the datasets'
     facts, and return it; raise ConfigError on the first problem."""
-    validator = _Validator(_schema())
+    validator = _Validator(_grid_schema(config))
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_message(error))
+    _check_variants(config)
     for dataset in config["datasets"]:
         if dataset not in config["dataset_settings"]:
             raise ConfigError(
@@ -155,7 +199,7 @@ def _check_dataset(config: dict, dataset: str) -> None:
                 f"({smallest} training images); use at most {smallest} or 'all'"
             )
     for method in dataset_methods(config, dataset):
-        if method in SEMANTIC and not ds.get("hierarchies"):
+        if base_method(config, method) in SEMANTIC and not ds.get("hierarchies"):
             raise ConfigError(
                 f"config error at '{where}': method {method!r} needs a class hierarchy; add 'hierarchies: [<name>]' "
                 f"(files data/hierarchies/<name>.txt) or leave the method out of this dataset's 'methods'"
@@ -250,7 +294,7 @@ def method_labels(config: dict, dataset: str) -> list[str]:
     hierarchies = _dataset(config, dataset).get("hierarchies", [])
     labels = []
     for method in dataset_methods(config, dataset):
-        labels += [f"{method}-{h}" for h in hierarchies] if method in SEMANTIC else [method]
+        labels += [f"{method}-{h}" for h in hierarchies] if base_method(config, method) in SEMANTIC else [method]
     return labels
 
 
@@ -270,11 +314,12 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
     then 'default'.
     """
     overrides = config["dataset_settings"][dataset].get("train", {})
-    train = _merge(config["train"], overrides)
-    lr = overrides.get("lr", config["train"].get("lr"))  # an lr map is replaced whole, not merged
+    name = split_label(label)[0]
+    variant = config.get("variants", {}).get(name, {}).get("train", {})
+    train = _merge(_merge(config["train"], overrides), variant)
+    lr = variant.get("lr", overrides.get("lr", config["train"].get("lr")))  # an lr map is replaced whole
     if isinstance(lr, dict):
-        name = split_label(label)[0]
-        for key in (label, name, "default"):
+        for key in (label, name, base_method(config, name), "default"):
             if key in lr:
                 lr = lr[key]
                 break

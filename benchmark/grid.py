@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.config import ConfigError, dataset_spc, method_labels, train_settings
+from benchmark.config import ConfigError, base_method, dataset_spc, method_labels, method_settings, train_settings
 from benchmark.device import cpu_has_native_bf16, cuda_present
 from benchmark.registry import METHODS, MODELS, split_label
 
@@ -64,14 +64,18 @@ def embeddings_path(dataset: str, hierarchy: str) -> str:
     return f"results/embeddings/{dataset}/{hierarchy}.npy"
 
 
-def cell_settings(config: dict, dataset: str, label: str) -> dict:
-    """Everything a cell's result depends on besides its coordinates, its data and its code."""
+def cell_settings(config: dict, dataset: str, label: str, _chain: tuple = ()) -> dict:
+    """Everything a cell's result depends on besides its coordinates, its data and its code.
+
+    A method whose settings name a `teacher` (a method label of the same dataset) gets the teacher's
+    settings and key under "teacher": the student's identity includes its teacher's.
+    """
     ds = config["dataset_settings"][dataset]
     name, hierarchy = split_label(label)
     kind = device_kind(config["device"])
     settings = {
-        "method_target": METHODS[name],
-        "method": config["method_settings"].get(name, {}),
+        "method_target": METHODS[base_method(config, name)],
+        "method": method_settings(config, name),
         "model": ds["model"],
         "model_target": MODELS[ds["model"]],
         "augment": ds["augment"],
@@ -81,6 +85,13 @@ def cell_settings(config: dict, dataset: str, label: str) -> dict:
         "compile": config["compile"],
         "deterministic": config["deterministic"],
     }
+    teacher = settings["method"].get("teacher")
+    if teacher is not None:
+        if teacher in (*_chain, label):
+            raise ConfigError(f"config error at 'method_settings': the teachers of {label!r} form a cycle "
+                              f"({' -> '.join((*_chain, label, teacher))})")
+        teacher_settings = cell_settings(config, dataset, teacher, (*_chain, label))
+        settings["teacher"] = {"label": teacher, "key": settings_key(teacher_settings), "settings": teacher_settings}
     extra = []
     if hierarchy is not None:
         settings["hierarchy"] = hierarchy
@@ -155,10 +166,20 @@ def parse_runs(name: str) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class Pack:
-    """The cells one training job trains: `runs` of one configuration, one after the other."""
+    """The cells one training job trains: `runs` of one configuration, one after the other.
+
+    A student's pack depends on its teacher's pack of the same runs (a DAG edge); a teacher's pack saves
+    its cells' final weights (`save_weights`).
+    """
 
     configuration: Configuration
     runs: tuple[tuple[int, int], ...]
+    teacher: Configuration | None = None
+    save_weights: bool = False
+
+    @property
+    def teacher_marker(self) -> str | None:
+        return None if self.teacher is None else f"{self.teacher.folder}/{self.name}.pack"
 
     @property
     def name(self) -> str:
@@ -179,8 +200,12 @@ class Pack:
     def spec(self) -> dict:
         """What the train verb gets: everything that determines the pack's results (a Snakemake param)."""
         c = self.configuration
-        return {"dataset": c.dataset, "method": c.method, "spc": c.spc, "key": c.key, "settings": c.settings,
-                "runs": [list(r) for r in self.runs], "folder": c.folder, "data": f"data/prepared/{c.dataset}"}
+        spec = {"dataset": c.dataset, "method": c.method, "spc": c.spc, "key": c.key, "settings": c.settings,
+                "runs": [list(r) for r in self.runs], "folder": c.folder, "data": f"data/prepared/{c.dataset}",
+                "save_weights": self.save_weights}
+        if self.teacher is not None:
+            spec["teacher_folder"] = self.teacher.folder
+        return spec
 
 
 class Grid:
@@ -189,17 +214,41 @@ class Grid:
     def __init__(self, config: dict) -> None:
         self.config = config
         self.runs = runs(config)
-        self.configurations: list[Configuration] = []
+        self.configurations: list[Configuration] = []  # the tables' cells, in table order
+        self.teachers: list[Configuration] = []  # teachers that are not table rows themselves
+        seen: dict[str, Configuration] = {}
         for dataset in config["datasets"]:
             for label in method_labels(config, dataset):
                 settings = cell_settings(config, dataset, label)
-                key = settings_key(settings)
                 for spc in dataset_spc(config, dataset):
-                    self.configurations.append(Configuration(dataset, label, spc, settings, key))
+                    c = Configuration(dataset, label, spc, settings, settings_key(settings))
+                    self.configurations.append(c)
+                    seen[c.folder] = c
+        todo = list(self.configurations)
+        while todo:  # the teachers of the students, and theirs
+            c = todo.pop()
+            teacher = c.settings.get("teacher")
+            if teacher is None:
+                continue
+            t = Configuration(c.dataset, teacher["label"], c.spc, teacher["settings"], teacher["key"])
+            if t.folder not in seen:
+                seen[t.folder] = t
+                self.teachers.append(t)
+                todo.append(t)
+        everything = [*self.configurations, *self.teachers]
+        teacher_of = {c.folder: self._teacher_of(c, seen) for c in everything}
+        taught = {t.folder for t in teacher_of.values() if t is not None}
         size = config["seeds_per_job"]
-        self.packs = [Pack(c, tuple(self.runs[i:i + size])) for c in self.configurations
-                      for i in range(0, len(self.runs), size)]
+        self.packs = [Pack(c, tuple(self.runs[i:i + size]), teacher_of[c.folder], c.folder in taught)
+                      for c in everything for i in range(0, len(self.runs), size)]
         self.by_marker = {p.marker: p for p in self.packs}
+
+    @staticmethod
+    def _teacher_of(c: Configuration, seen: dict) -> Configuration | None:
+        teacher = c.settings.get("teacher")
+        if teacher is None:
+            return None
+        return seen[Configuration(c.dataset, teacher["label"], c.spc, teacher["settings"], teacher["key"]).folder]
 
     def pack(self, wildcards) -> Pack:
         """The pack of a train job's wildcards (dataset, method, spc, key, runs)."""

@@ -30,6 +30,8 @@ from benchmark.io import file_hash, write_json
 from benchmark.records import RecordError, mismatch, read_record
 from benchmark.train import Cell, RunOptions, train_cell
 
+WEIGHTS = "weights.pt"  # a cell's final weights, saved when a later cell (a student) needs them
+
 
 class DataReceiptError(RuntimeError):
     """The prepared data is not what its receipt says; one line naming both and the fix."""
@@ -107,11 +109,18 @@ def run_pack(spec: dict, marker: Path, options: RunOptions, context: dict, recei
                        "split": split, "seed": seed}
         cell_dir = folder / f"split{split}" / f"seed{seed}"
         record_path = cell_dir / "metrics.json"
+        teacher = Path(spec["teacher_folder"]) / f"split{split}" / f"seed{seed}" / WEIGHTS \
+            if "teacher_folder" in spec else None
         with cell_lock(cell_dir):
             record = usable_record(record_path, coordinates, identity)
+            if record is not None and spec["save_weights"] and not (cell_dir / WEIGHTS).exists():
+                print(f"{cell_dir}: a later cell needs this cell's final weights, which were not saved; training it "
+                      "again to save them", file=sys.stderr, flush=True)
+                record = None
             if record is None:
                 record = _train(cell, coordinates, identity, settings, options, Path(spec["data"]), cell_dir,
-                                context, checkpoint_every_s, CellTracker, provenance)
+                                context, checkpoint_every_s, CellTracker, provenance, teacher,
+                                cell_dir / WEIGHTS if spec["save_weights"] else None)
             done.append({"cell": coordinates, "record": str(record_path), "sha256": file_hash(record_path)})
         print(summary_line(record, cell), flush=True)
     write_json(marker, {"pack": spec["key"], "identity": identity, "cells": done})
@@ -127,7 +136,8 @@ def describe_configuration(folder: Path, spec: dict) -> None:
 
 
 def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, options: RunOptions, data: Path,
-           cell_dir: Path, context: dict, checkpoint_every_s: float, tracker_class, provenance) -> dict:
+           cell_dir: Path, context: dict, checkpoint_every_s: float, tracker_class, provenance,
+           teacher: Path | None, weights: Path | None) -> dict:
     fingerprint = checkpoint.fingerprint(cell=coordinates, identity=identity)
     checkpoints = checkpoint.Checkpoints(cell_dir / "checkpoint.pt", fingerprint, checkpoint_every_s)
     tracker = tracker_class(context, cell_dir, coordinates, settings, identity)
@@ -137,7 +147,7 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.name} (settings {identity['settings']}, code "
               f"{identity['code']}, data {identity['data']})", flush=True)
         try:
-            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch)
+            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch, teacher, weights)
         except checkpoint.Preempted as stop:
             tracker.stopped("KILLED")
             print(f"{cell.name}: {stop}", flush=True)

@@ -34,15 +34,17 @@ def process_age_s() -> float:
 
 def train_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path,
                checkpoints: Checkpoints | None = None,
-               on_epoch: Callable[[CellRun, Progress, dict], None] | None = None) -> dict:
+               on_epoch: Callable[[CellRun, Progress, dict], None] | None = None,
+               teacher: Path | None = None, weights: Path | None = None) -> dict:
     """Train one cell and return its results (see the README's metrics.json).
 
     With `checkpoints`, a checkpoint made by this same cell, settings, data and code is resumed; one is
     saved on SIGTERM (then `checkpoint.Preempted` is raised) and periodically at an epoch's end, so a crash
     loses at most that much work. `on_epoch(run, progress, epoch_metrics)` is called after every epoch
-    (live tracking).
+    (live tracking). `teacher`: the final weights of the cell's teacher (its settings are in
+    settings["teacher"]); `weights`: where to save this cell's final (tested) weights.
     """
-    run = build_cell(cell, settings, options, data_dir)
+    run = build_cell(cell, settings, options, data_dir, teacher)
     progress, resumed = Progress(), False
     saved = checkpoints.load() if checkpoints is not None else None
     if saved is not None:
@@ -58,4 +60,12 @@ def train_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path,
     train_started = time.perf_counter()
     train_epochs(run, progress, checkpoints, first_step, on_epoch)
     timing["train_s"] = time.perf_counter() - train_started
-    return test_and_record(run, progress, timing, resumed)
+    results = test_and_record(run, progress, timing, resumed)
+    if weights is not None:
+        import torch
+
+        from benchmark.io import atomic_path
+
+        with atomic_path(weights) as tmp:
+            torch.save(run.evaluated.state_dict(), tmp)
+    return results

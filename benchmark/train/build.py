@@ -83,7 +83,7 @@ class CellRun:
         return data_hash(self.prepared.metadata)
 
 
-def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path) -> CellRun:
+def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, teacher: Path | None = None) -> CellRun:
     started = time.perf_counter()
     torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
@@ -100,6 +100,8 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path) 
     class_counts = np.bincount(prepared.labels[train_idx], minlength=prepared.num_classes)
 
     embeddings, context = None, MethodContext(prepared.num_classes, prepared.images.shape[-1], class_counts.tolist())
+    if teacher is not None:
+        context.teacher, context.teacher_settings = teacher, settings["teacher"]["settings"]
     if "embeddings" in settings:
         context.embeddings, sidecar = load_class_embeddings(settings["embeddings"])
         embeddings = {"hierarchy": settings["hierarchy"], "embeddings_file": settings["embeddings"], **sidecar}

@@ -74,9 +74,12 @@ def pack_code(wildcards):
 
 
 def pack_dependencies(wildcards):
-    """Files a pack's cells read besides the data: the class embeddings of a semantic method."""
-    settings = GRID.pack(wildcards).configuration.settings
-    return [settings["embeddings"]] if "embeddings" in settings else []
+    """What a pack's cells read besides the data: the class embeddings of a semantic method, the teacher's
+    pack (its cells and their final weights) of a student."""
+    pack = GRID.pack(wildcards)
+    settings = pack.configuration.settings
+    out = [settings["embeddings"]] if "embeddings" in settings else []
+    return out + ([pack.teacher_marker] if pack.teacher is not None else [])
 
 
 def reference_files():
