@@ -157,6 +157,25 @@ def _train(args: argparse.Namespace) -> None:
                    args.checkpoint_every)
 
 
+def _select(args: argparse.Namespace) -> None:
+    """Choose a tuned (dataset, method, spc)'s values: from its trials' records (grid) or by running
+    successive halving (halving)."""
+    spec = json.loads(args.spec)
+    if spec["tune"]["strategy"] == "grid":
+        from benchmark.tuning import select_from_records
+
+        selection = select_from_records(spec)
+    else:
+        with gc_paused():
+            from benchmark import packs
+            from benchmark.train import RunOptions
+        options = RunOptions(device=args.device, threads=args.threads, eval_batch_size=args.eval_batch_size)
+        context = {"grid": args.grid, "tracking": None, "provenance": {}}
+        selection = packs.run_halving(spec, options, context, Path(args.receipt) if args.receipt else None)
+    print(f"{spec['selection']}: {selection['values']} (validation score {100 * selection['score']:.1f}%, "
+          f"{selection['epochs_trained']} trial epochs)")
+
+
 def _data_receipt(args: argparse.Namespace) -> None:
     from benchmark.data.prepared import data_hash, load_metadata
     from benchmark.io import write_json
@@ -268,6 +287,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--receipt", help="the data receipt the prepared data must match")
     p.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between periodic checkpoints")
     p.set_defaults(func=_train)
+
+    p = verbs.add_parser("select", help="choose a tuned (dataset, method, spc)'s values (run by the tuning rules)")
+    p.add_argument("--spec", required=True, help="the tuning's spec as JSON (benchmark.tuning.tuning_spec)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-batch-size", type=int, default=1024)
+    p.add_argument("--grid", default="")
+    p.add_argument("--receipt")
+    p.set_defaults(func=_select)
 
     p = verbs.add_parser("data-receipt", help="record the hash of a prepared dataset (run by the data rule)")
     p.add_argument("dataset")

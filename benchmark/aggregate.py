@@ -52,18 +52,31 @@ def data_hash_of(dataset: str, root: Path = Path(".")) -> str | None:
     return json.loads(receipt.read_text())["data_hash"] if receipt.exists() else None
 
 
-def expected_identity(configuration, root: Path = Path(".")) -> dict:
-    return {"settings": configuration.key, "data": data_hash_of(configuration.dataset, root),
-            "code": _code_hash(json.dumps(configuration.settings, sort_keys=True))}
+def expected_identity(configuration, root: Path = Path("."), selection: str | None = None) -> dict:
+    """What the record of a cell of `configuration` must state (a tuned cell: also its selection's digest)."""
+    from benchmark.io import file_hash
+
+    identity = {"settings": configuration.key, "data": data_hash_of(configuration.dataset, root),
+                "code": _code_hash(json.dumps(configuration.settings, sort_keys=True))}
+    if selection is not None and (root / selection).exists():
+        identity["selection"] = file_hash(root / selection)[:16]
+    return identity
+
+
+def _identities(grid: Grid, root: Path) -> dict:
+    selections = {t.configuration.folder: t.selection for t in grid.tunings}
+    return {c.folder: expected_identity(c, root, selections.get(c.folder)) for c in grid.configurations}
 
 
 def grid_records(config: dict, root: Path = Path(".")) -> list[tuple[dict, Path]]:
     """(coordinates, record path) of every cell of the grid that has a record, each checked against its cell."""
+    grid = Grid(config)
+    identities = _identities(grid, root)
     out = []
-    for configuration, split, seed in Grid(config).cells():
+    for configuration, split, seed in grid.cells():
         path = root / configuration.record(split, seed)
         if path.exists():
-            check_record(path, configuration.coordinates(split, seed), expected_identity(configuration, root))
+            check_record(path, configuration.coordinates(split, seed), identities[configuration.folder])
             out.append((configuration.coordinates(split, seed), path))
     return out
 
@@ -71,14 +84,15 @@ def grid_records(config: dict, root: Path = Path(".")) -> list[tuple[dict, Path]
 def collect(config: dict, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per expected cell (status "missing" without a record) and the long frame of training curves."""
     rows, curves = [], []
-    for configuration, split, seed in Grid(config).cells():
+    grid = Grid(config)
+    identities = _identities(grid, root)
+    for configuration, split, seed in grid.cells():
         path = root / configuration.record(split, seed)
         row = {"dataset": configuration.dataset, "method": configuration.method, "spc": str(configuration.spc),
                "split": split, "seed": seed, "status": "missing", "accuracy": float("nan"),
                "balanced_accuracy": float("nan"), "per_class": float("nan")}
         if path.exists():
-            record = check_record(path, configuration.coordinates(split, seed),
-                                  expected_identity(configuration, root))
+            record = check_record(path, configuration.coordinates(split, seed), identities[configuration.folder])
             row.update(status=record["status"], accuracy=100.0 * record["test_accuracy"],
                        balanced_accuracy=100.0 * record["test_balanced_accuracy"],
                        per_class=record["train_images"] / record["num_classes"])

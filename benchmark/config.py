@@ -218,15 +218,16 @@ def _check_dataset(config: dict, dataset: str) -> None:
 
 
 def _check_lr_keys(config: dict, dataset: str) -> None:
-    """A learning-rate map names methods of the grid (or their labels) or 'default': a typo would silently
-    train that method at the default rate."""
-    known = set(config["methods"]) | set(table_rows(config)) | {"default"}
+    """A learning-rate map names methods (registered ones, variants, labels of the grid) or 'default': a typo
+    would silently train that method at the default rate. (Keys of methods a grid does not run are fine: an
+    overlay merges over config/config.yaml's map.)"""
+    known = set(METHODS) | set(config["variants"]) | set(table_rows(config)) | {"default"}
     own = config["dataset_settings"][dataset].get("train", {}).get("lr")
     for where, lr in (("train.lr", config["train"].get("lr")), (f"dataset_settings.{dataset}.train.lr", own)):
         for key in lr if isinstance(lr, dict) else ():
             if key not in known:
-                raise ConfigError(f"config error at '{where}': {key!r} is not a method of this grid; use one of "
-                                  f"{', '.join(sorted(known - {'default'}))} or 'default'")
+                raise ConfigError(f"config error at '{where}': {key!r} is not a method; use a method of this grid "
+                                  f"({', '.join(table_rows(config))}), another registered method or 'default'")
 
 
 def _check_schedule(train: dict, dataset: str) -> None:

@@ -125,17 +125,22 @@ def spc_name(spc) -> str:
 
 @dataclass(frozen=True)
 class Configuration:
-    """One (dataset, method label, samples per class) with its settings: the cells of all its runs."""
+    """One (dataset, method label, samples per class) with its settings: the cells of all its runs.
+
+    kind "cell" (a grid's result: results/cells/) or "trial" (a tuning trial: results/trials/).
+    """
 
     dataset: str
     method: str
     spc: int | str
     settings: dict
     key: str
+    kind: str = "cell"
 
     @property
     def folder(self) -> str:
-        return f"results/cells/{self.dataset}/{self.method}/{spc_name(self.spc)}/{self.key}"
+        root = "results/trials" if self.kind == "trial" else "results/cells"
+        return f"{root}/{self.dataset}/{self.method}/{spc_name(self.spc)}/{self.key}"
 
     def cell_dir(self, split: int, seed: int) -> str:
         return f"{self.folder}/split{split}/seed{seed}"
@@ -176,6 +181,7 @@ class Pack:
     runs: tuple[tuple[int, int], ...]
     teacher: Configuration | None = None
     save_weights: bool = False
+    selection: str | None = None  # the tuned values the cells train with (selection.json), tuned grids
 
     @property
     def teacher_marker(self) -> str | None:
@@ -205,25 +211,91 @@ class Pack:
                 "save_weights": self.save_weights}
         if self.teacher is not None:
             spec["teacher_folder"] = self.teacher.folder
+        if self.selection is not None:
+            spec["selection"] = self.selection
         return spec
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The search of one (dataset, method, spc) of a tuned grid: its trials and where its selection goes."""
+
+    configuration: Configuration  # the final cells' configuration
+    points: list[dict]
+    trials: list[Configuration]  # one per point, in the points' order
+    runs: tuple[tuple[int, int], ...]  # (split, trial seed)
+
+    @property
+    def folder(self) -> str:
+        c = self.configuration
+        return f"results/tuning/{c.dataset}/{c.method}/{spc_name(c.spc)}/{c.key}"
+
+    @property
+    def selection(self) -> str:
+        return f"{self.folder}/selection.json"
+
+    @property
+    def table(self) -> str:
+        return f"{self.folder}/trials.csv"
+
+
+def tuned_settings(settings: dict, tune: dict) -> dict:
+    """The final cells' settings under the tuned protocol: the searched values come from the selection, so
+    they are "tuned" here, and the search itself (space, budget, seeds, ...) is part of the identity."""
+    out = copy.deepcopy(settings)
+    for name in tune["space"]:
+        if name == "weight_decay":
+            out["train"]["optimizer"]["weight_decay"] = "tuned"
+        else:
+            out["train"][name] = "tuned"
+    out["tuned"] = tune
+    return out
+
+
+def trial_settings(settings: dict, tune: dict, point: dict) -> dict:
+    """A trial's settings: the cell's with the point's values, validated on a split carved from the subset."""
+    from benchmark.tuning import apply_point
+
+    out = copy.deepcopy(settings)
+    train = apply_point(out["train"], point)
+    train.update(validation_fraction=tune["validation_fraction"], select="last", patience=0)
+    if "epochs" not in point and tune.get("epochs"):
+        train["epochs"] = tune["epochs"]
+    out["train"] = train
+    out["trial"] = {"objective_epochs": tune["objective_epochs"]}
+    return out
 
 
 class Grid:
     """A validated config's configurations and packs, computed once (the Snakefile asks many times)."""
 
     def __init__(self, config: dict) -> None:
+        from benchmark.tuning import points
+
         self.config = config
         self.runs = runs(config)
         self.configurations: list[Configuration] = []  # the tables' cells, in table order
         self.teachers: list[Configuration] = []  # teachers that are not table rows themselves
+        self.tunings: list[Tuning] = []
+        tune = config.get("tune")
+        trial_runs = tuple((split, seed) for split in config["splits"] for seed in tune["seeds"]) if tune else ()
         seen: dict[str, Configuration] = {}
         for dataset in config["datasets"]:
             for label in method_labels(config, dataset):
-                settings = cell_settings(config, dataset, label)
+                base = cell_settings(config, dataset, label)
+                settings = tuned_settings(base, tune) if tune else base
                 for spc in dataset_spc(config, dataset):
                     c = Configuration(dataset, label, spc, settings, settings_key(settings))
                     self.configurations.append(c)
                     seen[c.folder] = c
+                    if tune:
+                        point_list = points(tune["space"])
+                        trials = []
+                        for point in point_list:
+                            t_settings = trial_settings(base, tune, point)
+                            trials.append(Configuration(dataset, label, spc, t_settings, settings_key(t_settings),
+                                                        "trial"))
+                        self.tunings.append(Tuning(c, point_list, trials, trial_runs))
         todo = list(self.configurations)
         while todo:  # the teachers of the students, and theirs
             c = todo.pop()
@@ -238,10 +310,20 @@ class Grid:
         everything = [*self.configurations, *self.teachers]
         teacher_of = {c.folder: self._teacher_of(c, seen) for c in everything}
         taught = {t.folder for t in teacher_of.values() if t is not None}
+        selection = {t.configuration.folder: t.selection for t in self.tunings}
         size = config["seeds_per_job"]
-        self.packs = [Pack(c, tuple(self.runs[i:i + size]), teacher_of[c.folder], c.folder in taught)
+        self.packs = [Pack(c, tuple(self.runs[i:i + size]), teacher_of[c.folder], c.folder in taught,
+                           selection.get(c.folder))
                       for c in everything for i in range(0, len(self.runs), size)]
+        self.trial_markers: dict[str, list[str]] = {}
+        if tune and tune["strategy"] == "grid":  # every trial an ordinary pack
+            for t in self.tunings:
+                trial_packs = [Pack(trial, trial_runs[i:i + size]) for trial in t.trials
+                               for i in range(0, len(trial_runs), size)]
+                self.trial_markers[t.selection] = [p.marker for p in trial_packs]
+                self.packs += trial_packs
         self.by_marker = {p.marker: p for p in self.packs}
+        self.by_selection = {t.selection: t for t in self.tunings}
 
     @staticmethod
     def _teacher_of(c: Configuration, seen: dict) -> Configuration | None:
@@ -251,9 +333,9 @@ class Grid:
         return seen[Configuration(c.dataset, teacher["label"], c.spc, teacher["settings"], teacher["key"]).folder]
 
     def pack(self, wildcards) -> Pack:
-        """The pack of a train job's wildcards (dataset, method, spc, key, runs)."""
-        marker = (f"results/cells/{wildcards.dataset}/{wildcards.method}/spc{wildcards.spc}/{wildcards.key}/"
-                  f"{wildcards.runs}.pack")
+        """The pack of a train job's wildcards (root, dataset, method, spc, key, runs)."""
+        marker = (f"results/{wildcards.root}/{wildcards.dataset}/{wildcards.method}/spc{wildcards.spc}/"
+                  f"{wildcards.key}/{wildcards.runs}.pack")
         try:
             return self.by_marker[marker]
         except KeyError:
@@ -264,9 +346,15 @@ class Grid:
         """(configuration, split, seed) of every cell, in table order."""
         return [(c, split, seed) for c in self.configurations for split, seed in self.runs]
 
+    def tuning(self, wildcards) -> Tuning:
+        """The tuning of a select/tune job's wildcards (dataset, method, spc, key)."""
+        w = wildcards
+        return self.by_selection[f"results/tuning/{w.dataset}/{w.method}/spc{w.spc}/{w.key}/selection.json"]
+
     @functools.cached_property
     def markers(self) -> list[str]:
-        return [p.marker for p in self.packs]
+        """The markers of the packs of the grid's cells (and their teachers): what `all` asks for."""
+        return [p.marker for p in self.packs if p.configuration.kind == "cell"]
 
 
 def table_config(config: dict) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmark import checkpoint
 from benchmark.code import cell_roots, code_files, code_hash
 from benchmark.data.prepared import data_hash
-from benchmark.io import file_hash, write_json
+from benchmark.io import file_hash, write_atomic, write_json
 from benchmark.records import RecordError, mismatch, read_record
 from benchmark.train import Cell, RunOptions, train_cell
 
@@ -83,47 +83,83 @@ def usable_record(path: Path, coordinates: dict, identity: dict) -> dict | None:
     return None
 
 
+def apply_selection(settings: dict, selection: Path) -> tuple[dict, str]:
+    """The settings with the tuned values of `selection` in place of "tuned", and the selection's digest."""
+    from benchmark.tuning import apply_point, selected_values
+
+    effective = dict(settings)
+    effective["train"] = apply_point(settings["train"], selected_values(selection))
+    return effective, file_hash(selection)[:16]
+
+
 def summary_line(record: dict, cell: Cell) -> str:
     """The one line a finished cell prints to the workflow's console."""
-    accuracy = 100.0 * record["test_accuracy"]
+    if record["test_accuracy"] is None:  # a tuning trial
+        best = record["validation"]["final_accuracy"]
+        result = f"trial, {100.0 * best:.1f}% final validation accuracy" if best is not None else "trial"
+    else:
+        result = f"{100.0 * record['test_accuracy']:.1f}% test accuracy"
     status = "" if record["status"] == "ok" else f" ({record['status']})"
-    return (f"{cell.name}: {accuracy:.1f}% test accuracy{status}, {record['epochs_run']} epochs in "
+    return (f"{cell.name}: {result}{status}, {record['epochs_run']} epochs in "
             f"{record['wall_time_s']:.1f} s on {record['device']}")
 
 
 def run_pack(spec: dict, marker: Path, options: RunOptions, context: dict, receipt: Path | None = None,
              checkpoint_every_s: float = 600.0) -> None:
     """Train the pack `spec` (benchmark.grid.Pack.spec) and write its marker; see the module docstring."""
-    from benchmark.provenance import provenance
-    from benchmark.tracking import CellTracker
-
     checkpoint.install_sigterm_handler()
-    settings, folder = spec["settings"], Path(spec["folder"])
-    identity = {"settings": spec["key"], "code": code_hash(code_files(cell_roots(settings))),
-                "data": prepared_data_hash(Path(spec["data"]), receipt)}
-    describe_configuration(folder, spec)
+    configuration = ConfigurationRun(spec, options, context, receipt, checkpoint_every_s)
     done = []
     for split, seed in spec["runs"]:
-        cell = Cell(spec["dataset"], spec["method"], spec["spc"], split, seed)
+        record = configuration.cell(split, seed)
+        path = configuration.cell_dir(split, seed) / "metrics.json"
+        done.append({"cell": record["cell"], "record": str(path), "sha256": file_hash(path)})
+        print(summary_line(record, configuration.cell_of(split, seed)), flush=True)
+    write_json(marker, {"pack": spec["key"], "identity": configuration.identity, "cells": done})
+
+
+class ConfigurationRun:
+    """The cells of one configuration as a job trains them: identity, settings, the per-cell protocol."""
+
+    def __init__(self, spec: dict, options: RunOptions, context: dict, receipt: Path | None,
+                 checkpoint_every_s: float) -> None:
+        self.spec, self.options, self.context, self.every = spec, options, context, checkpoint_every_s
+        self.settings, self.folder = spec["settings"], Path(spec["folder"])
+        self.identity = {"settings": spec["key"], "code": code_hash(code_files(cell_roots(self.settings))),
+                         "data": prepared_data_hash(Path(spec["data"]), receipt)}
+        if "selection" in spec:  # tuned protocol: train with the values the search selected
+            self.settings, self.identity["selection"] = apply_selection(self.settings, Path(spec["selection"]))
+        describe_configuration(self.folder, spec)
+
+    def cell_of(self, split: int, seed: int) -> Cell:
+        return Cell(self.spec["dataset"], self.spec["method"], self.spec["spc"], split, seed)
+
+    def cell_dir(self, split: int, seed: int) -> Path:
+        return self.folder / f"split{split}" / f"seed{seed}"
+
+    def cell(self, split: int, seed: int, until_epoch: int | None = None) -> dict:
+        """The cell's record (kept, or trained now); with `until_epoch` possibly only its partial results."""
+        from benchmark.provenance import provenance
+        from benchmark.tracking import CellTracker
+
+        cell = self.cell_of(split, seed)
         coordinates = {"dataset": cell.dataset, "method": cell.method, "samples_per_class": cell.samples_per_class,
                        "split": split, "seed": seed}
-        cell_dir = folder / f"split{split}" / f"seed{seed}"
-        record_path = cell_dir / "metrics.json"
-        teacher = Path(spec["teacher_folder"]) / f"split{split}" / f"seed{seed}" / WEIGHTS \
-            if "teacher_folder" in spec else None
+        cell_dir = self.cell_dir(split, seed)
+        save_weights = self.spec.get("save_weights", False)
+        teacher = Path(self.spec["teacher_folder"]) / f"split{split}" / f"seed{seed}" / WEIGHTS \
+            if "teacher_folder" in self.spec else None
         with cell_lock(cell_dir):
-            record = usable_record(record_path, coordinates, identity)
-            if record is not None and spec["save_weights"] and not (cell_dir / WEIGHTS).exists():
+            record = usable_record(cell_dir / "metrics.json", coordinates, self.identity)
+            if record is not None and save_weights and not (cell_dir / WEIGHTS).exists():
                 print(f"{cell_dir}: a later cell needs this cell's final weights, which were not saved; training it "
                       "again to save them", file=sys.stderr, flush=True)
                 record = None
             if record is None:
-                record = _train(cell, coordinates, identity, settings, options, Path(spec["data"]), cell_dir,
-                                context, checkpoint_every_s, CellTracker, provenance, teacher,
-                                cell_dir / WEIGHTS if spec["save_weights"] else None)
-            done.append({"cell": coordinates, "record": str(record_path), "sha256": file_hash(record_path)})
-        print(summary_line(record, cell), flush=True)
-    write_json(marker, {"pack": spec["key"], "identity": identity, "cells": done})
+                record = _train(cell, coordinates, self.identity, self.settings, self.options,
+                                Path(self.spec["data"]), cell_dir, self.context, self.every, CellTracker, provenance,
+                                teacher, cell_dir / WEIGHTS if save_weights else None, until_epoch)
+        return record
 
 
 def describe_configuration(folder: Path, spec: dict) -> None:
@@ -137,7 +173,7 @@ def describe_configuration(folder: Path, spec: dict) -> None:
 
 def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, options: RunOptions, data: Path,
            cell_dir: Path, context: dict, checkpoint_every_s: float, tracker_class, provenance,
-           teacher: Path | None, weights: Path | None) -> dict:
+           teacher: Path | None, weights: Path | None, until_epoch: int | None = None) -> dict:
     fingerprint = checkpoint.fingerprint(cell=coordinates, identity=identity)
     checkpoints = checkpoint.Checkpoints(cell_dir / "checkpoint.pt", fingerprint, checkpoint_every_s)
     tracker = tracker_class(context, cell_dir, coordinates, settings, identity)
@@ -147,7 +183,8 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.name} (settings {identity['settings']}, code "
               f"{identity['code']}, data {identity['data']})", flush=True)
         try:
-            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch, teacher, weights)
+            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch, teacher, weights,
+                                 until_epoch)
         except checkpoint.Preempted as stop:
             tracker.stopped("KILLED")
             print(f"{cell.name}: {stop}", flush=True)
@@ -156,6 +193,12 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
         except BaseException:
             tracker.stopped("FAILED")
             raise
+    if "paused_at" in results:  # successive halving: this trial goes on at the next rung, if it survives
+        tracker.stopped("KILLED")
+        return results
+    confusion = results.pop("confusion", None)
+    if confusion is not None:  # a C x C table: beside the record, not in it (555 classes for NABirds)
+        write_atomic(cell_dir / "confusion.csv", "\n".join(",".join(map(str, row)) for row in confusion) + "\n")
     record = {**results, "cell": coordinates, "identity": identity, "settings": settings,
               "provenance": {**provenance(results["device"]), **context.get("provenance", {})},
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
@@ -163,3 +206,20 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
     checkpoints.discard()
     tracker.finished(record, log)  # then the store; a failure only leaves the cell to be logged later
     return record
+
+
+def run_halving(spec: dict, options: RunOptions, context: dict, receipt: Path | None = None,
+                checkpoint_every_s: float = 600.0) -> dict:
+    """The successive-halving job of one (dataset, method, spc): benchmark.tuning.run_halving with its trials
+    trained, paused and resumed through the same per-cell protocol as every pack."""
+    from benchmark.tuning import run_halving as halving
+
+    checkpoint.install_sigterm_handler()
+    runs = [ConfigurationRun({**trial, "runs": spec["runs"], "data": spec["data"]}, options, context, receipt,
+                             checkpoint_every_s) for trial in spec["trials"]]
+
+    def train_trial(i: int, split: int, seed: int, until: int) -> dict:
+        result = runs[i].cell(split, seed, until)
+        return {**result, "path": str(runs[i].cell_dir(split, seed) / "metrics.json")}
+
+    return halving(spec, train_trial)

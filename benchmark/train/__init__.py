@@ -35,14 +35,16 @@ def process_age_s() -> float:
 def train_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path,
                checkpoints: Checkpoints | None = None,
                on_epoch: Callable[[CellRun, Progress, dict], None] | None = None,
-               teacher: Path | None = None, weights: Path | None = None) -> dict:
+               teacher: Path | None = None, weights: Path | None = None, until_epoch: int | None = None) -> dict:
     """Train one cell and return its results (see the README's metrics.json).
 
     With `checkpoints`, a checkpoint made by this same cell, settings, data and code is resumed; one is
     saved on SIGTERM (then `checkpoint.Preempted` is raised) and periodically at an epoch's end, so a crash
     loses at most that much work. `on_epoch(run, progress, epoch_metrics)` is called after every epoch
     (live tracking). `teacher`: the final weights of the cell's teacher (its settings are in
-    settings["teacher"]); `weights`: where to save this cell's final (tested) weights.
+    settings["teacher"]); `weights`: where to save this cell's final (tested) weights. `until_epoch`
+    (successive halving): stop after that many epochs, save a checkpoint and return only
+    {"paused_at", "status", "curves"}; a later call with a larger one resumes.
     """
     run = build_cell(cell, settings, options, data_dir, teacher)
     progress, resumed = Progress(), False
@@ -58,8 +60,14 @@ def train_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path,
         timing["setup_s"] = time.perf_counter() - run.started
 
     train_started = time.perf_counter()
-    train_epochs(run, progress, checkpoints, first_step, on_epoch)
+    train_epochs(run, progress, checkpoints, first_step, on_epoch, until_epoch)
     timing["train_s"] = time.perf_counter() - train_started
+    if progress.status == "ok" and progress.epoch < run.train["epochs"] and until_epoch is not None \
+            and progress.epoch >= until_epoch:
+        from benchmark.train.loop import snapshot
+
+        checkpoints.save(snapshot(run, progress, checkpoints.fingerprint))
+        return {"paused_at": progress.epoch, "status": progress.status, "curves": progress.curves}
     results = test_and_record(run, progress, timing, resumed)
     if weights is not None:
         import torch

@@ -78,18 +78,20 @@ def train_step(run: CellRun, x: torch.Tensor, y) -> torch.Tensor:
 
 
 def train_epochs(run: CellRun, progress: Progress, checkpoints: checkpoint.Checkpoints | None,
-                 on_first_step=None, on_epoch=None) -> None:
+                 on_first_step=None, on_epoch=None, until_epoch: int | None = None) -> None:
     """Train until the last epoch, divergence or early stopping; `progress` is updated in place.
 
     With `checkpoints`, SIGTERM saves a checkpoint and raises `checkpoint.Preempted` between two steps, and
     a checkpoint is also saved at an epoch's end when the last one is older than its period.
-    `on_epoch(run, progress, metrics)` gets each finished epoch's metrics (epoch 1-based).
+    `on_epoch(run, progress, metrics)` gets each finished epoch's metrics (epoch 1-based). With
+    `until_epoch`, training pauses after that many epochs (successive halving's rungs).
     """
     train = run.train
     validate = run.val_idx.size > 0
     if validate:
         progress.curves.setdefault("val_accuracy", [])
-    while progress.epoch < train["epochs"] and progress.status == "ok":
+    last = train["epochs"] if until_epoch is None else min(train["epochs"], until_epoch)
+    while progress.epoch < last and progress.status == "ok":
         epoch = progress.epoch
         lr = learning_rate(epoch, train["epochs"], train["lr"], train["schedule"])
         for group in run.optimizer.param_groups:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from benchmark.evaluate import accuracy, balanced_accuracy
+from benchmark.evaluate import accuracy, balanced_accuracy, confusion, per_class_accuracy
 from benchmark.train.build import CellRun
 from benchmark.train.loop import Progress, predict_images
 
@@ -26,17 +26,22 @@ def test_and_record(run: CellRun, progress: Progress, timing: dict, resumed: boo
     1-based; curves hold one value per epoch, epoch 1 first.
     """
     tested_epoch = select_weights(run, progress)
-    test_idx = run.prepared.test_idx
-    started = time.perf_counter()
-    pred = predict_images(run, test_idx)  # the one use of the test set
-    timing["test_s"] = time.perf_counter() - started
-    target = run.prepared.labels[test_idx]
     curves, val = progress.curves, run.val_idx
+    test: dict = {"test_accuracy": None, "test_balanced_accuracy": None, "per_class_accuracy": None}
+    if "trial" not in run.settings:  # a tuning trial is scored on its validation split and never tests
+        test_idx = run.prepared.test_idx
+        started = time.perf_counter()
+        pred = predict_images(run, test_idx)  # the one use of the test set
+        timing["test_s"] = time.perf_counter() - started
+        target = run.prepared.labels[test_idx]
+        test = {"test_accuracy": accuracy(pred, target),
+                "test_balanced_accuracy": balanced_accuracy(pred, target, run.prepared.num_classes),
+                "per_class_accuracy": per_class_accuracy(pred, target, run.prepared.num_classes),
+                "confusion": confusion(pred, target, run.prepared.num_classes)}
     metrics = {
         "cell": asdict(run.cell),
         "status": progress.status,
-        "test_accuracy": accuracy(pred, target),
-        "test_balanced_accuracy": balanced_accuracy(pred, target, run.prepared.num_classes),
+        **test,
         "tested_epoch": tested_epoch,
         "validation": {
             "fraction": run.train["validation_fraction"],

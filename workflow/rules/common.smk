@@ -38,6 +38,7 @@ DEVICE = config["device"]
 CELLS_PER_GPU = config["cells_per_gpu"]
 EVAL_BATCH_SIZE = config["eval_batch_size"]
 TRACKING_ARG = f"--tracking {STORE}" if config["tracking"] else ""
+TRAIN_GPUS = 1 if GRID.configurations and GRID.configurations[0].settings["device"] == "cuda" else 0
 
 for record in remove_stale_markers(GRID):
     print(f"{record} is missing: its pack trains it again", file=sys.stderr)
@@ -79,7 +80,8 @@ def pack_dependencies(wildcards):
     pack = GRID.pack(wildcards)
     settings = pack.configuration.settings
     out = [settings["embeddings"]] if "embeddings" in settings else []
-    return out + ([pack.teacher_marker] if pack.teacher is not None else [])
+    out += [pack.teacher_marker] if pack.teacher is not None else []
+    return out + ([pack.selection] if pack.selection is not None else [])
 
 
 def reference_files():

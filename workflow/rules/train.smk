@@ -11,10 +11,11 @@ rule train:
         code=pack_code,
         dependencies=pack_dependencies,
     output:
-        "results/cells/{dataset}/{method}/spc{spc}/{key}/{runs}.pack",
+        "results/{root}/{dataset}/{method}/spc{spc}/{key}/{runs}.pack",
     log:
-        "results/cells/{dataset}/{method}/spc{spc}/{key}/{runs}.log",
+        "results/{root}/{dataset}/{method}/spc{spc}/{key}/{runs}.log",
     wildcard_constraints:
+        root=r"cells|trials",
         dataset=r"[a-z0-9_]+",
         method=r"[a-z0-9_]+(-[A-Za-z0-9_]+)?",
         spc=r"[0-9]+|all",
@@ -24,7 +25,7 @@ rule train:
         spec=pack_spec,
     threads: config["threads"]
     resources:
-        gpu=1 if GRID.configurations and GRID.configurations[0].settings["device"] == "cuda" else 0,
+        gpu=TRAIN_GPUS,
     shell:
         # stdout: one line per finished cell (the console); per-epoch lines: each cell's cell.log
         "{PYTHON} -m benchmark train --pack {params.spec:q} --marker {output} --device {DEVICE}"
