@@ -96,8 +96,9 @@ def _metrics(client, run_id: str, metrics: list) -> None:
 
 
 def store_identity(experiment) -> str:
-    """Which store and experiment a run lives in: a recreated store (same URI) is another identity."""
-    return f"{tracking_uri()}#{experiment.experiment_id}@{experiment.creation_time}"
+    """Which experiment of which store a run lives in: its id and creation time (ms). A recreated store has
+    the same URI but another identity; the same store served at another address keeps its identity."""
+    return f"{experiment.experiment_id}@{experiment.creation_time}"
 
 
 # --------------------------------------------------------------------------------------------- 1: grid
@@ -151,7 +152,7 @@ def ledger_is_stale(ledger: Path, uri: str) -> bool:
                                      (recorded.get("experiment"),)).fetchone()
     except sqlite3.Error:
         return True
-    return row is None or f"{uri}#{row[0]}@{row[1]}" != recorded.get("store")
+    return row is None or f"{row[0]}@{row[1]}" != recorded.get("store")
 
 
 # --------------------------------------------------------------------------------------------- 2: cell

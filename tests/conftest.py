@@ -30,6 +30,22 @@ def repo_copy(tmp_path: Path) -> Path:
     return copy_repo(tmp_path / "repo")
 
 
+@pytest.fixture(scope="session")
+def prepared_repo(tmp_path_factory) -> Path:
+    """A copy of the repository whose digits data the workflow has prepared (through DVC), once per session."""
+    repo = copy_repo(tmp_path_factory.mktemp("prepared") / "repo")
+    snakemake(repo, "--cores", "1", "data/prepared/digits.json")
+    return repo
+
+
+@pytest.fixture
+def repo(prepared_repo: Path, tmp_path: Path) -> Path:
+    """A private copy of `prepared_repo` (code, git history, prepared digits, DVC and Snakemake state)."""
+    import shutil
+
+    return Path(shutil.copytree(prepared_repo, tmp_path / "repo", symlinks=True))
+
+
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args], cwd=repo, env=workflow_env(repo),
@@ -49,3 +65,20 @@ def write_config(repo: Path, name: str, epochs: int | None = None, **overrides) 
     path = repo / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def records(repo: Path, root: str = "results/cells") -> dict[str, tuple[int, str]]:
+    """Every metrics.json under `root`: relative path -> (mtime_ns, sha256)."""
+    import hashlib
+
+    return {str(p.relative_to(repo)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted((repo / root).rglob("metrics.json"))}
+
+
+def jobs(dry_run_output: str, rule: str = "train") -> int:
+    """How many jobs of `rule` a dry run's job statistics list (0 when nothing is to be done)."""
+    for line in dry_run_output.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == rule and fields[1].isdigit():
+            return int(fields[1])
+    return 0
