@@ -33,7 +33,7 @@ SOURCES = {
     "TrainImages.txt": {"url": "http://web.mit.edu/torralba/www/TrainImages.txt", "md5": None},
     "TestImages.txt": {"url": "http://web.mit.edu/torralba/www/TestImages.txt", "md5": None},
 }
-DEFAULT_RESOLUTION = 256  # the paper's MIT67 input size is unconfirmed (likely 256 -> 224 crops)
+DEFAULT_RESOLUTION = 256  # the official code: shorter side 256, 224 crops (datasets/subdirectory.py defaults)
 
 
 def download(settings: dict) -> dict:
