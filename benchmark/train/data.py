@@ -112,10 +112,25 @@ class BatchStream:
         self.generator.set_state(state["generator"])
 
 
-def steps_per_epoch(train: dict, pool_size: int) -> int:
-    """Optimisation steps per epoch: `auto` = the full training pool / batch size, the same for every
-    samples-per-class value (small subsets are repeated, as in the paper), or a fixed number."""
+def steps_per_epoch(train: dict, pool_size: int, subset_size: int, samples_per_class: int | str) -> int:
+    """Optimisation steps per epoch, from train.steps_per_epoch:
+
+    - `auto`: the full training pool / batch size, the same for every samples-per-class value (small
+      subsets are repeated);
+    - `official`: the official code's count (github.com/cvjena/semantic-embeddings: datasets/__init__.py
+      sets train_repeats = 30 // X for CUB sub-sampled to X per class; its DataSequence in
+      datasets/common.py has repeats * ceil(n / batch) batches per epoch): ceil(subset / batch) times
+      max(1, 30 // X), once for `all`. CUB at batch 96: 66 / 63 / 42 / 63 steps for X = 5 / 10 / 20 /
+      all. Our batches are always full, where the official last batch of each repeat is partial. The
+      max(1, ...) is ours: the official code sub-sampled only up to 30 per class;
+    - a number: that many.
+
+    `subset_size` is the number of images the cell trains on (its subset less any validation split).
+    """
     value = train["steps_per_epoch"]
     if value == "auto":
         return math.ceil(pool_size / train["batch_size"])
+    if value == "official":
+        repeats = 1 if samples_per_class == "all" else max(1, 30 // int(samples_per_class))
+        return repeats * math.ceil(subset_size / train["batch_size"])
     return int(value)
