@@ -72,7 +72,7 @@ def _prepare(args: argparse.Namespace) -> None:
         where = f" (source files {files} in {settings.get('raw_dir')})" if files else ""
         raise DataError(f"{error}{where}") from None
     meta = write_prepared(Path(args.out), args.dataset, built["images"], built["labels"], built["train_idx"],
-                          built["test_idx"], built["classes"], built.get("extra"))
+                          built["test_idx"], built["classes"], built.get("extra"), built.get("sizes"))
     print(f"prepared {args.dataset}: {meta['num_train']} train, {meta['num_test']} test, "
           f"{len(meta['classes'])} classes -> {args.out}")
 

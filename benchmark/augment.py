@@ -1,9 +1,17 @@
 """Augmentations as batched tensor ops on the device: one call per batch, no per-sample Python.
 
 They work on pixel values (uint8 or float in 0..255, before normalisation), in the order of the
-paper's pipeline for photos: random crop (448 of the stored 512), horizontal flip, random
-erasing; for CIFAR: flip and shifts. `augment` applies what a dataset's `augment` settings
-name; `eval_view` is the deterministic test-time view (the centre crop).
+paper's pipeline for photos: random crop (448 anywhere in the whole image, shorter side 512),
+horizontal flip, random erasing; for CIFAR: flip and shifts. `augment` applies what a dataset's
+`augment` settings name; `eval_view` is the deterministic test-time view (the centre crop).
+
+Images of varying shape share a canvas (benchmark/data/images.py, crop "whole"): `Regions` says
+where each image of a batch lies in it. The crops then follow the official `compose_batch`
+(github.com/cvjena/semantic-embeddings, datasets/common.py): a training crop's offset is uniform
+over the positions inside the image's own region, the test crop is its centre ((size - crop) // 2
+per axis); a transposed (portrait) image's crop is transposed back. The official code pads an
+image smaller than the crop (reflect); here every image's shorter side is at least the crop (the
+trainer checks), so no padding is ever needed.
 
 Differences from the official Keras code, kept on purpose: erasing is applied to the crop (the
 official code erases the whole resized image, then crops), and shifts are whole pixels (Keras
@@ -12,10 +20,25 @@ interpolates fractional shifts).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 ERASE_ATTEMPTS = 10  # random erasing: candidate rectangles per image; the first that fits is used
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Where each image of a batch lies in its canvas: `rows` x `cols` pixels from the top-left corner,
+    stored transposed where `transposed` (all (N,) tensors on the batch's device)."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    transposed: torch.Tensor
+
+    def __getitem__(self, idx: torch.Tensor) -> Regions:
+        return Regions(self.rows[idx], self.cols[idx], self.transposed[idx])
 
 
 def _window(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -35,21 +58,35 @@ def _check_crop(x: torch.Tensor, size: int) -> None:
                          f"lower dataset_settings.<dataset>.augment.crop or prepare the data at a larger resolution")
 
 
-def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """A random size x size crop of each image of (N, C, H, W), every position equally likely."""
+def _upright(crops: torch.Tensor, regions: Regions | None) -> torch.Tensor:
+    """Square crops of transposed (portrait) images transposed back to their own orientation."""
+    if regions is None:
+        return crops
+    return torch.where(regions.transposed[:, None, None, None], crops.transpose(2, 3), crops)
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator,
+                regions: Regions | None = None) -> torch.Tensor:
+    """A random size x size crop of each image of (N, C, H, W), every position inside the image equally
+    likely (the whole array, or the image's own region of it with `regions`)."""
     _check_crop(x, size)
     n, _, h, w = x.shape
-    top = torch.randint(0, h - size + 1, (n,), device=x.device, generator=generator)
-    left = torch.randint(0, w - size + 1, (n,), device=x.device, generator=generator)
-    return _window(x, top, left, size, size)
+    rows = regions.rows if regions is not None else torch.full((n,), h, device=x.device)
+    cols = regions.cols if regions is not None else torch.full((n,), w, device=x.device)
+    # floor(u * k) is uniform over 0..k-1; a per-image k, so not randint (whose bound is one number)
+    top = (torch.rand(n, device=x.device, generator=generator) * (rows - size + 1)).long()
+    left = (torch.rand(n, device=x.device, generator=generator) * (cols - size + 1)).long()
+    return _upright(_window(x, top, left, size, size), regions)
 
 
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The central size x size crop (the test-time view: 448 of 512)."""
+def center_crop(x: torch.Tensor, size: int, regions: Regions | None = None) -> torch.Tensor:
+    """The central size x size crop (the test-time view: 448 of the whole image, shorter side 512)."""
     _check_crop(x, size)
     h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
+    if regions is None:
+        top, left = (h - size) // 2, (w - size) // 2
+        return x[..., top:top + size, left:left + size]
+    return _upright(_window(x, (regions.rows - size) // 2, (regions.cols - size) // 2, size, size), regions)
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -115,16 +152,17 @@ def random_erasing(
     return torch.where(mask[:, None], noise, x)
 
 
-def augment(x: torch.Tensor, settings: dict, generator: torch.Generator, recipe=None) -> torch.Tensor:
+def augment(x: torch.Tensor, settings: dict, generator: torch.Generator, recipe=None,
+            regions: Regions | None = None) -> torch.Tensor:
     """The training view of a batch of pixel values, as float (with `recipe`, benchmark/recipe/pipeline.py,
     its TrivialAugment after the crop and its random erasing last).
 
     settings (a dataset's `augment`, defaults filled by the schema): crop (size, optional), hflip,
     max_shift and shift_fill, erase ({p, area, aspect}, optional). Cropping comes first, on the stored
-    dtype, so the float copy is small.
+    dtype, so the float copy is small; with `regions` (images of varying shape) it must be set.
     """
     if settings.get("crop"):
-        x = random_crop(x, int(settings["crop"]), generator)
+        x = random_crop(x, int(settings["crop"]), generator, regions)
     if recipe is not None:
         x = recipe.pixels(x)
     x = x.float()
@@ -137,8 +175,8 @@ def augment(x: torch.Tensor, settings: dict, generator: torch.Generator, recipe=
     return recipe.erase(x) if recipe is not None else x
 
 
-def eval_view(x: torch.Tensor, settings: dict) -> torch.Tensor:
+def eval_view(x: torch.Tensor, settings: dict, regions: Regions | None = None) -> torch.Tensor:
     """The test-time view of a batch, as float: the centre crop when training crops, else the image."""
     if settings.get("crop"):
-        x = center_crop(x, int(settings["crop"]))
+        x = center_crop(x, int(settings["crop"]), regions)
     return x.float()

@@ -20,13 +20,14 @@ from fixtures.http import Fault, serve
 
 from benchmark.data import cars, cifar100, cub, flowers, mit67, nabirds
 from benchmark.data.errors import DataError
-from benchmark.data.images import load_image
-from benchmark.data.prepared import load_prepared, write_prepared
+from benchmark.data.images import load_image, load_images
+from benchmark.data.prepared import channel_stats, data_hash, load_prepared, write_prepared
 
 MODULES: dict[str, ModuleType] = {
     "cub": cub, "nabirds": nabirds, "cars": cars, "flowers": flowers, "mit67": mit67, "cifar100": cifar100,
 }
 RES = 12
+LONG = 18  # the canvas' long side: round(1.5 x RES), the default max_aspect
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,27 @@ def settings_for(name: str, tmp_path: Path, fixture: archives.Fixture, base: str
             "sources": fixture.sources(base), **more}
 
 
-def check_built(built: dict, fixture: archives.Fixture, side: int = RES) -> None:
-    images = built["images"]
-    assert images.dtype == np.uint8 and images.shape == (len(fixture.labels), side, side, 3)
+def own_image(images: np.ndarray, sizes: np.ndarray | None, i: int) -> np.ndarray:
+    """Image i in its own orientation: its region of the canvas (transposed back when taller than wide)."""
+    if sizes is None:
+        return images[i]
+    height, width = sizes[i]
+    if height > width:
+        return images[i, :width, :height].transpose(1, 0, 2)
+    return images[i, :height, :width]
+
+
+def check_built(built: dict, fixture: archives.Fixture, side: int = RES, long: int | None = LONG) -> None:
+    """Shapes and order; `long` set: whole images (crop "whole") in a side x long canvas with sizes."""
+    images, sizes = built["images"], built.get("sizes")
+    assert images.dtype == np.uint8 and images.shape == (len(fixture.labels), side, long or side, 3)
+    if long is None:
+        assert sizes is None
+    else:  # shorter side `side`, longer side up to `long`, zero outside each image's region
+        assert sizes.dtype == np.int64 and sizes.shape == (len(fixture.labels), 2)
+        assert (sizes.min(axis=1) == side).all() and (sizes.max(axis=1) <= long).all()
+        for i, (height, width) in enumerate(sizes):
+            assert images[i, :, max(height, width):].max(initial=0) == 0
     assert built["labels"].dtype == np.int64
     assert built["labels"].tolist() == fixture.labels
     assert built["train_idx"].tolist() == fixture.train
@@ -57,8 +76,9 @@ def check_built(built: dict, fixture: archives.Fixture, side: int = RES) -> None
 
 
 def check_colours(built: dict) -> None:
-    """Each coloured image's mean colour is nearest to the palette colour of its own label."""
-    means = built["images"].reshape(len(built["images"]), -1, 3).mean(axis=1)
+    """Each coloured image's mean colour (over its own pixels) is nearest to the palette colour of its label."""
+    images, sizes = built["images"], built.get("sizes")
+    means = np.stack([own_image(images, sizes, i).reshape(-1, 3).mean(axis=0) for i in range(len(images))])
     palette = np.asarray(archives.PALETTE[: len(built["classes"])], dtype=float)
     coloured = np.ptp(means, axis=1) > 20  # the greyscale fixture images carry no colour
     nearest = np.argmin(((means[:, None] - palette[None]) ** 2).sum(-1), axis=1)
@@ -86,9 +106,10 @@ def test_download_and_build(name, tmp_path, www, server):
     assert built["extra"]["source_files"] == record["files"]
     assert not list((tmp_path / "raw" / name).glob("*.part"))
     meta = write_prepared(tmp_path / "prepared" / name, name, built["images"], built["labels"],
-                          built["train_idx"], built["test_idx"], built["classes"], built["extra"])
+                          built["train_idx"], built["test_idx"], built["classes"], built["extra"], built["sizes"])
     assert meta["classes"] == fixture.classes and meta["num_train"] == len(fixture.train)
-    assert load_prepared(tmp_path / "prepared" / name).labels.tolist() == fixture.labels
+    prepared = load_prepared(tmp_path / "prepared" / name)
+    assert prepared.labels.tolist() == fixture.labels and np.array_equal(prepared.sizes, built["sizes"])
     with pytest.raises(ValueError) as caught:  # the fixture is not the published dataset
         MODULES[name].FACTS.check(name, **counts(built))
     message = str(caught.value)
@@ -277,7 +298,13 @@ def test_resize_and_crop_modes(tmp_path):
     pixels[:, :10] = 255  # a white left border that the centre crop cuts away
     pixels[:, 10:30] = (0, 0, 200)
     Image.fromarray(pixels).save(path)
+    whole = load_image(path, 10, "whole", max_aspect=2.0)  # 40 x 20 -> 20 x 10, kept whole
+    assert whole.shape == (10, 20, 3)
+    assert whole[:, 1].min() > 200 and whole[:, 3:4, 2].max() > 200  # the white border, then blue
+    capped = load_image(path, 10, "whole", max_aspect=1.5)  # 20 x 10 -> its central 15 columns (2..16)
+    assert capped.shape == (10, 15, 3) and np.array_equal(capped, whole[:, 2:17])
     centre = load_image(path, 10, "center")  # 40 x 20 -> 20 x 10 -> columns 5..14
+    assert np.array_equal(centre, whole[:, 5:15])
     assert centre.shape == (10, 10, 3) and centre[:, 1:-1].max(axis=(0, 1)).tolist()[:2] == [0, 0]
     padded = load_image(path, 10, "pad")  # 40 x 20 -> 10 x 5, pasted at rows 2..6
     assert padded.shape == (10, 10, 3)
@@ -285,15 +312,69 @@ def test_resize_and_crop_modes(tmp_path):
     assert padded[3, 0].min() > 200  # the white border survives
     tall = tmp_path / "tall.png"
     Image.fromarray(np.full((37, 23, 3), 90, np.uint8)).save(tall)
-    assert load_image(tall, 8).shape == (8, 8, 3) and load_image(tall, 8, "pad").shape == (8, 8, 3)
+    assert load_image(tall, 8, "center").shape == (8, 8, 3) and load_image(tall, 8, "pad").shape == (8, 8, 3)
+    # 23 x 37 -> 8 x round(37 * 8 / 23) = 8 x 13 (the official rounding), capped at round(1.5 * 8) = 12
+    assert load_image(tall, 8).shape == (12, 8, 3) and load_image(tall, 8, max_aspect=2.0).shape == (13, 8, 3)
+
+
+def test_whole_images_share_a_canvas_portraits_transposed(tmp_path):
+    """crop whole: each image top-left in an r x 1.5 r zero canvas, a portrait one transposed, and its
+    (height, width) in sizes; the decoded pixels are exactly load_image's."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    shapes = {"wide": (10, 16), "tall": (17, 10), "square": (10, 10), "long": (10, 30)}  # (height, width)
+    paths = []
+    for name, shape in shapes.items():
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(paths[-1])
+    photos = load_images("toy", paths, resolution=10, workers=2)
+    images, sizes = photos["images"], photos["sizes"]
+    assert images.shape == (4, 10, 15, 3) and sizes.tolist() == [[10, 15], [15, 10], [10, 10], [10, 15]]
+    for i, path in enumerate(paths):
+        own = load_image(path, 10)
+        assert np.array_equal(own_image(images, sizes, i), own)
+        stored = own.transpose(1, 0, 2) if own.shape[0] > own.shape[1] else own
+        assert np.array_equal(images[i, :, :stored.shape[1]], stored)
+        assert images[i, :, stored.shape[1]:].max(initial=0) == 0  # zero padding beyond the image
+    assert np.array_equal(images[1, :, :15], load_image(paths[1], 10).transpose(1, 0, 2))
+    assert "sizes" not in load_images("toy", paths, resolution=10, crop="center")
+
+
+def test_prepared_canvas_round_trip_and_statistics_of_the_images_only(tmp_path):
+    """sizes.npy is written, hashed and read back; the mean and std count each image's own pixels, not
+    the canvas' zero padding (by hand: numpy over the concatenated regions)."""
+    rng = np.random.default_rng(1)
+    images = np.zeros((3, 4, 6, 3), np.uint8)
+    sizes = np.array([[4, 6], [5, 4], [4, 4]])  # landscape, portrait (stored transposed: 4 x 5), square
+    images[0] = rng.integers(100, 256, (4, 6, 3))
+    images[1, :, :5] = rng.integers(100, 256, (4, 5, 3))
+    images[2, :, :4] = rng.integers(100, 256, (4, 4, 3))
+    labels, train, test = np.array([0, 1, 0]), np.array([0, 1]), np.array([2])
+    meta = write_prepared(tmp_path / "toy", "toy", images, labels, train, test, ["a", "b"], sizes=sizes)
+    own = np.concatenate([images[0].reshape(-1, 3), images[1, :, :5].reshape(-1, 3)]) / 255.0
+    assert meta["mean"] == pytest.approx(own.mean(axis=0).tolist(), abs=1e-6)
+    assert meta["std"] == pytest.approx(own.std(axis=0).tolist(), abs=1e-6)
+    assert channel_stats(images, train) != (meta["mean"], meta["std"])  # padding would darken them
+    prepared = load_prepared(tmp_path / "toy")
+    assert prepared.sizes.tolist() == sizes.tolist() and "sizes" in meta["sha256"]
+    plain = write_prepared(tmp_path / "plain", "toy", images, labels, train, test, ["a", "b"])
+    assert load_prepared(tmp_path / "plain").sizes is None and data_hash(plain) != data_hash(meta)
+    for bad, says in ((np.array([[4, 6], [5, 4]]), "sizes must be"), (np.array([[4, 7], [5, 4], [4, 4]]), "fit")):
+        with pytest.raises(ValueError, match=says):
+            write_prepared(tmp_path / "bad", "toy", images, labels, train, test, ["a", "b"], sizes=bad)
 
 
 def test_pad_mode_build_and_bad_settings(tmp_path, www, server):
     settings = settings_for("cars", tmp_path, www[1]["cars"], server.base, crop="pad")
     cars.download(settings)
-    check_built(cars.build(settings), www[1]["cars"])
+    check_built(cars.build(settings), www[1]["cars"], long=None)
+    check_built(cars.build({**settings, "crop": "center"}), www[1]["cars"], long=None)
+    check_built(cars.build({**settings, "crop": "whole", "max_aspect": 2.0}), www[1]["cars"], long=24)
     with pytest.raises(DataError, match="crop must be one of"):
         cars.build({**settings, "crop": "stretch"})
+    with pytest.raises(DataError, match="max_aspect"):
+        cars.build({**settings, "crop": "whole", "max_aspect": 0.5})
     with pytest.raises(DataError, match="test_set must be one of"):
         cifar100.download({"raw_dir": str(tmp_path / "raw" / "cifar100"), "test_set": "cifar10"})
 

@@ -67,20 +67,19 @@ def read_annotations(settings: dict) -> dict:
 
 
 def build(settings: dict) -> dict:
-    """Return the canonical arrays: images, labels, train_idx, test_idx, classes, extra."""
+    """Return the canonical arrays: images (and sizes, crop "whole"), labels, train_idx, test_idx, classes, extra."""
     from benchmark.data.images import image_settings, load_images
     from benchmark.data.sources import common_extra, extracted
 
-    resolution, crop, workers = image_settings(NAME, settings, DEFAULT_RESOLUTION)
     annos = read_annotations(settings)
     root = extracted(NAME, settings, "car_ims.tgz")
     used = np.unique(annos["class_ids"])
     if used[0] < 1 or used[-1] > len(annos["class_names"]):
         raise DataError(f"dataset {NAME}: class ids {used[0]}..{used[-1]} in cars_annos.mat do not fit its "
                         f"{len(annos['class_names'])} class names")
-    images = load_images(NAME, [root / p for p in annos["paths"]], resolution, crop, workers)
+    photos = load_images(NAME, [root / p for p in annos["paths"]], **image_settings(NAME, settings, DEFAULT_RESOLUTION))
     return {
-        "images": images,
+        **photos,
         "labels": np.searchsorted(used, annos["class_ids"]).astype(np.int64),
         "train_idx": np.flatnonzero(~annos["is_test"]).astype(np.int64),
         "test_idx": np.flatnonzero(annos["is_test"]).astype(np.int64),

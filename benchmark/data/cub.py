@@ -33,7 +33,7 @@ def download(settings: dict) -> dict:
 
 
 def build(settings: dict) -> dict:
-    """Return the canonical arrays: images, labels, train_idx, test_idx, classes, extra."""
+    """Return the canonical arrays: images (and sizes, crop "whole"), labels, train_idx, test_idx, classes, extra."""
     from benchmark.data.cub_layout import build_from_lists
     from benchmark.data.sources import extracted
 

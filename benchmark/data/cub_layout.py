@@ -66,13 +66,12 @@ def build_from_lists(name: str, root: Path, settings: dict, description: str) ->
     from benchmark.data.images import image_settings, load_images
     from benchmark.data.sources import common_extra
 
-    resolution, crop, workers = image_settings(name, settings, DEFAULT_RESOLUTION)
     lists = read_lists(name, root)
     used = np.unique(lists["class_ids"])  # leaf classes with images, ascending
     labels = np.searchsorted(used, lists["class_ids"]).astype(np.int64)
-    images = load_images(name, lists["paths"], resolution, crop, workers)
+    photos = load_images(name, lists["paths"], **image_settings(name, settings, DEFAULT_RESOLUTION))
     return {
-        "images": images,
+        **photos,
         "labels": labels,
         "train_idx": np.flatnonzero(lists["is_train"]).astype(np.int64),
         "test_idx": np.flatnonzero(~lists["is_train"]).astype(np.int64),

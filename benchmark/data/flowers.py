@@ -60,11 +60,10 @@ def _load_mat(settings: dict, filename: str, keys: tuple[str, ...]) -> dict[str,
 
 
 def build(settings: dict) -> dict:
-    """Return the canonical arrays: images, labels, train_idx, test_idx, classes, extra."""
+    """Return the canonical arrays: images (and sizes, crop "whole"), labels, train_idx, test_idx, classes, extra."""
     from benchmark.data.images import image_settings, load_images
     from benchmark.data.sources import common_extra, extracted
 
-    resolution, crop, workers = image_settings(NAME, settings, DEFAULT_RESOLUTION)
     labels_by_number = _load_mat(settings, "imagelabels.mat", ("labels",))["labels"]
     split = _load_mat(settings, "setid.mat", ("trnid", "valid", "tstid"))
     root = extracted(NAME, settings, "102flowers.tgz") / "jpg"
@@ -78,10 +77,11 @@ def build(settings: dict) -> dict:
     order = np.sort(numbers)
     class_ids = labels_by_number[order - 1]
     used = np.unique(class_ids)
-    images = load_images(NAME, [root / f"image_{n:05d}.jpg" for n in order], resolution, crop, workers)
+    photos = load_images(NAME, [root / f"image_{n:05d}.jpg" for n in order],
+                         **image_settings(NAME, settings, DEFAULT_RESOLUTION))
     position = np.searchsorted(order, split["valid"])
     return {
-        "images": images,
+        **photos,
         "labels": np.searchsorted(used, class_ids).astype(np.int64),
         "train_idx": np.searchsorted(order, np.sort(train_numbers)).astype(np.int64),
         "test_idx": np.searchsorted(order, np.sort(split["tstid"])).astype(np.int64),

@@ -33,7 +33,7 @@ SOURCES = {
     "TrainImages.txt": {"url": "http://web.mit.edu/torralba/www/TrainImages.txt", "md5": None},
     "TestImages.txt": {"url": "http://web.mit.edu/torralba/www/TestImages.txt", "md5": None},
 }
-DEFAULT_RESOLUTION = 256  # the paper's MIT67 input size is unconfirmed (likely 256 -> 224 crops)
+DEFAULT_RESOLUTION = 256  # the official code: shorter side 256, 224 crops (datasets/subdirectory.py defaults)
 
 
 def download(settings: dict) -> dict:
@@ -56,11 +56,10 @@ def _read_list(settings: dict, filename: str) -> list[str]:
 
 
 def build(settings: dict) -> dict:
-    """Return the canonical arrays: images, labels, train_idx, test_idx, classes, extra."""
+    """Return the canonical arrays: images (and sizes, crop "whole"), labels, train_idx, test_idx, classes, extra."""
     from benchmark.data.images import image_settings, load_images
     from benchmark.data.sources import common_extra, extracted
 
-    resolution, crop, workers = image_settings(NAME, settings, DEFAULT_RESOLUTION)
     train, test = _read_list(settings, "TrainImages.txt"), _read_list(settings, "TestImages.txt")
     both = train + test
     if len(set(both)) != len(both):
@@ -69,9 +68,9 @@ def build(settings: dict) -> dict:
     root = extracted(NAME, settings, "indoorCVPR_09.tar") / "Images"
     classes = sorted({Path(e).parts[0] for e in both})
     index = {name: i for i, name in enumerate(classes)}
-    images = load_images(NAME, [root / e for e in both], resolution, crop, workers)
+    photos = load_images(NAME, [root / e for e in both], **image_settings(NAME, settings, DEFAULT_RESOLUTION))
     return {
-        "images": images,
+        **photos,
         "labels": np.asarray([index[Path(e).parts[0]] for e in both], dtype=np.int64),
         "train_idx": np.arange(len(train), dtype=np.int64),
         "test_idx": np.arange(len(train), len(both), dtype=np.int64),

@@ -8,6 +8,13 @@ from torch import nn
 
 from benchmark.losses.base import Loss
 
+# Keras' BatchNormalization defaults, which the official head uses (keras.layers.BatchNormalization() in
+# cls_model of learn_image_embeddings.py, github.com/cvjena/semantic-embeddings): epsilon 1e-3 and a
+# moving-average momentum of 0.99 on the old value, i.e. PyTorch momentum 1 - 0.99 = 0.01 on the new one
+# (PyTorch's own defaults are 1e-5 and 0.1).
+KERAS_BN_EPSILON = 1e-3
+KERAS_BN_MOMENTUM = 0.01
+
 
 class CosineLoss(Loss):
     """L = 1 - <phi(y), f(x) / ||f(x)||>, averaged over the batch.
@@ -49,8 +56,8 @@ class CosineCrossEntropyLoss(CosineLoss):
     """L = cosine loss + lambda * CE(head(f(x) / ||f(x)||), y), lambda = 0.1 in the paper.
 
     The cross-entropy head sits on the L2-normalised embedding: ReLU -> BatchNorm -> Linear(C)
-    (the official code's layout), with its own L2 weight decay (5e-4 in the paper) on the
-    linear layer. Predictions come from the softmax head.
+    (the official code's layout, its BatchNorm with Keras' epsilon and momentum), with its own L2
+    weight decay (5e-4 in the paper) on the linear layer. Predictions come from the softmax head.
     """
 
     def __init__(
@@ -65,7 +72,11 @@ class CosineCrossEntropyLoss(CosineLoss):
         super().__init__(num_classes, embed_dim, class_embeddings)
         self.ce_weight = ce_weight
         self.head_weight_decay = head_weight_decay
-        self.head = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(embed_dim), nn.Linear(embed_dim, num_classes))
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.BatchNorm1d(embed_dim, eps=KERAS_BN_EPSILON, momentum=KERAS_BN_MOMENTUM),
+            nn.Linear(embed_dim, num_classes),
+        )
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         embedded = self.embed(output)

@@ -121,5 +121,6 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, 
         cell=cell, settings=settings, options=options, runtime=runtime, prepared=prepared, data=data,
         train_idx=train_idx, val_idx=val_idx, method=method, optimizer=optimizer,
         stream=BatchStream(train_idx, train["batch_size"], generator, device), aug_generator=aug_generator,
-        steps=steps_per_epoch(train, prepared.train_idx.size), embeddings=embeddings, recipe=recipe, started=started,
+        steps=steps_per_epoch(train, prepared.train_idx.size, train_idx.size, cell.samples_per_class),
+        embeddings=embeddings, recipe=recipe, started=started,
     )

@@ -1,8 +1,10 @@
 """The cell's data on its device: images moved there once, batches indexed and augmented there.
 
 The whole prepared dataset goes to the device once as uint8; each step indexes a batch from it,
-augments it there (benchmark/augment.py) and normalises it. Batch order comes from one seeded
-generator whose state a checkpoint saves, so a resumed cell draws the same batches.
+augments it there (benchmark/augment.py) and normalises it. Images of varying shape (the photo
+datasets stored whole, benchmark/data/prepared.py `sizes`) carry their regions of the canvas to the
+crops. Batch order comes from one seeded generator whose state a checkpoint saves, so a resumed cell
+draws the same batches.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.augment import augment, eval_view
+from benchmark.augment import Regions, augment, eval_view
+from benchmark.data.errors import DataError
 from benchmark.data.prepared import Prepared, load_prepared
 
 
@@ -27,6 +30,27 @@ class DeviceData:
         meta = prepared.metadata
         self.mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(meta["std"], device=device).clamp_min(1e-6).view(1, -1, 1, 1) * 255.0
+        self.name = meta.get("name", "(unnamed)")
+        self.regions, self.shortest = None, min(prepared.images.shape[1:3])
+        if prepared.sizes is not None:  # (height, width) each; transposed in the canvas when taller than wide
+            sizes = torch.from_numpy(prepared.sizes).to(device)
+            height, width = sizes.unbind(1)
+            self.regions = Regions(torch.minimum(height, width), torch.maximum(height, width), height > width)
+            self.shortest = int(prepared.sizes.min()) if prepared.sizes.size else 0
+
+    def batch_regions(self, idx: torch.Tensor, aug: dict) -> Regions | None:
+        """The regions of the images `idx` in their canvas (None: each fills it), once the view is checked:
+        images of varying shape need a crop, and no image may be smaller than it."""
+        crop = aug.get("crop")
+        if self.regions is not None and not crop:
+            raise DataError(f"dataset {self.name} is stored as whole images of varying shape (crop: whole in "
+                            f"config/datasets.yaml); set dataset_settings.{self.name}.augment.crop to a size that "
+                            f"fits them (at most {self.shortest})")
+        if crop and crop > self.shortest:
+            raise DataError(f"augment crop {crop} is larger than the shortest side {self.shortest} of dataset "
+                            f"{self.name}'s images; lower dataset_settings.{self.name}.augment.crop or prepare the "
+                            f"data at a larger resolution")
+        return self.regions[idx] if self.regions is not None else None
 
     def pixels(self, idx: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) of the images `idx` (a permuted view; augmentation gathers from it)."""
@@ -39,7 +63,8 @@ class DeviceData:
                     memory_format: torch.memory_format, recipe=None):
         """The normalised, augmented training batch of the images `idx` and its targets (class indices, or
         `Mixed` ones when the recipe mixes)."""
-        x = self.normalise(augment(self.pixels(idx), aug, generator, recipe)).contiguous(memory_format=memory_format)
+        x = augment(self.pixels(idx), aug, generator, recipe, self.batch_regions(idx, aug))
+        x = self.normalise(x).contiguous(memory_format=memory_format)
         y = self.labels[idx]
         return recipe.mix(x, y) if recipe is not None else (x, y)
 
@@ -47,7 +72,8 @@ class DeviceData:
         """The images `idx` as seen at test time (centre crop, no augmentation), in batches."""
         idx_t = torch.from_numpy(idx).to(self.images.device)
         for chunk in idx_t.split(batch_size):
-            yield self.normalise(eval_view(self.pixels(chunk), aug)).contiguous(memory_format=memory_format)
+            x = eval_view(self.pixels(chunk), aug, self.batch_regions(chunk, aug))
+            yield self.normalise(x).contiguous(memory_format=memory_format)
 
 
 def load_data(data_dir: Path, device: torch.device) -> tuple[Prepared, DeviceData]:
@@ -86,10 +112,25 @@ class BatchStream:
         self.generator.set_state(state["generator"])
 
 
-def steps_per_epoch(train: dict, pool_size: int) -> int:
-    """Optimisation steps per epoch: `auto` = the full training pool / batch size, the same for every
-    samples-per-class value (small subsets are repeated, as in the paper), or a fixed number."""
+def steps_per_epoch(train: dict, pool_size: int, subset_size: int, samples_per_class: int | str) -> int:
+    """Optimisation steps per epoch, from train.steps_per_epoch:
+
+    - `auto`: the full training pool / batch size, the same for every samples-per-class value (small
+      subsets are repeated);
+    - `official`: the official code's count (github.com/cvjena/semantic-embeddings: datasets/__init__.py
+      sets train_repeats = 30 // X for CUB sub-sampled to X per class; its DataSequence in
+      datasets/common.py has repeats * ceil(n / batch) batches per epoch): ceil(subset / batch) times
+      max(1, 30 // X), once for `all`. CUB at batch 96: 66 / 63 / 42 / 63 steps for X = 5 / 10 / 20 /
+      all. Our batches are always full, where the official last batch of each repeat is partial. The
+      max(1, ...) is ours: the official code sub-sampled only up to 30 per class;
+    - a number: that many.
+
+    `subset_size` is the number of images the cell trains on (its subset less any validation split).
+    """
     value = train["steps_per_epoch"]
     if value == "auto":
         return math.ceil(pool_size / train["batch_size"])
+    if value == "official":
+        repeats = 1 if samples_per_class == "all" else max(1, 30 // int(samples_per_class))
+        return repeats * math.ceil(subset_size / train["batch_size"])
     return int(value)
