@@ -218,15 +218,13 @@ def cub_relative_paths(settings: dict) -> list[str]:
 
 def deic_cub_indices(cub_settings: dict, prepared: Path, split_dir: Path) -> dict[str, np.ndarray]:
     """`deic_split_indices` for a prepared CUB, checked against its official split and labels."""
-    from benchmark.data.prepared import load_prepared
-
-    data = load_prepared(Path(prepared), mmap_mode="r")  # only the small arrays are read
+    arrays = {name: np.load(Path(prepared) / f"{name}.npy") for name in ("labels", "train_idx", "test_idx")}
     paths = cub_relative_paths(cub_settings)
-    if len(paths) != data.labels.size:
-        raise DataError(f"prepared cub at {prepared} has {data.labels.size} images, its archive lists {len(paths)}; "
-                        f"prepare it again from this download")
+    if len(paths) != arrays["labels"].size:
+        raise DataError(f"prepared cub at {prepared} has {arrays['labels'].size} images, its archive lists "
+                        f"{len(paths)}; prepare it again from this download")
     files = {split: Path(split_dir) / f"{split}.txt" for split in SPLITS}
-    return deic_split_indices(paths, files, train_idx=data.train_idx, test_idx=data.test_idx, labels=data.labels)
+    return deic_split_indices(paths, files, **arrays)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
