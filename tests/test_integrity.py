@@ -125,7 +125,7 @@ def test_settings_that_cannot_change_a_result_rerun_nothing(repo: Path) -> None:
     trained = records(repo)
     for key, value in (("cells_per_gpu", 4), ("device", "cpu"), ("threads", 2), ("eval_batch_size", 7),
                        ("seeds_per_job", 2)):
-        changed = tiny(repo, **{key: value})
+        changed = tiny(repo, f"tiny_{key}", grid="tiny", **{key: value})
         out = dry(repo, changed)
         assert jobs(out) == 0 or key == "seeds_per_job", (key, out)
         if key == "seeds_per_job":  # other packs: their jobs run, find every record, and train nothing
