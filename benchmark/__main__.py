@@ -234,6 +234,14 @@ def _estimate(args: argparse.Namespace) -> None:
     estimate(args.configfile, _base(args.configfile), args.gpu, args.gpus, args.peak_fraction)
 
 
+def _report_config(args: argparse.Namespace) -> None:
+    from benchmark.io import write_atomic
+    from benchmark.report import config_page
+
+    write_atomic(Path(args.out), config_page(json.loads(args.config_json)))
+    print(f"resolved config of the grid -> {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -333,6 +341,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="the fraction of the GPU's bf16 peak a cell reaches where no throughput was measured "
                         "(default: benchmark.estimate.PEAK_FRACTION)")
     p.set_defaults(func=_estimate)
+
+    p = verbs.add_parser("report-config", help="the grid's resolved config as a page of the Snakemake report "
+                         "(run by the report_config rule)")
+    p.add_argument("--config-json", required=True, help="the grid config as JSON (what the workflow passes)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_report_config)
 
     args = parser.parse_args(argv)
     from benchmark.config import ConfigError
