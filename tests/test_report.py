@@ -168,3 +168,10 @@ def test_report_of_a_real_grid(repo_copy: Path):
     assert len(pdfs) == 4
     for pdf in pdfs:
         assert_no_type3(pdf)
+
+
+def test_no_rule_names_a_conda_environment():
+    """The rules run the package with Snakemake's own interpreter (environment.yml is activated by hand), so a
+    `conda:` directive could never take effect."""
+    files = [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
+    assert [f.name for f in files if re.search(r"^\s*conda:", f.read_text(), re.M)] == []
