@@ -232,6 +232,7 @@ class Estimate:
     tune_note: str
     wall_s: float
     tune_wall_s: float
+    precision: str = "bf16"
 
     def gpu_hours(self, lines: list[Line]) -> float:
         return sum(line.cells * line.seconds for line in lines) / 3600.0
@@ -288,7 +289,7 @@ def estimate(config: dict, gpu: str, gpus: int = 1, fraction: float | None = Non
                                    cell_seconds(t_train, t_eval, flops, rate, epochs * epoch_steps), source, note))
     wall = makespan([seconds_of[p.configuration.folder] * len(p.runs) for p in grid.packs], gpus)
     tune_wall = makespan([t.seconds for t in tune_lines for _ in range(t.cells)], gpus)
-    return Estimate(name, peak, fraction, gpus, lines, tune_lines, tune_note, wall, tune_wall)
+    return Estimate(name, peak, fraction, gpus, lines, tune_lines, tune_note, wall, tune_wall, precision)
 
 
 def _hours(seconds: float) -> str:
@@ -319,7 +320,10 @@ def render(grid: str, result: Estimate) -> str:
     gpus = f"{result.gpus} GPU" + ("s" if result.gpus > 1 else "")
     rate = f"{result.fraction:g} x {result.peak_tflops:g} = {result.fraction * result.peak_tflops:.4g} TFLOP/s"
     out = [f"grid {grid} on {result.gpu} ({result.peak_tflops:g} TFLOP/s dense bf16), {gpus}; where nothing was "
-           f"measured, a cell computes at {rate}", ""]
+           f"measured, a cell computes at {rate}"]
+    if result.precision != "bf16":
+        out.append(f"(the grid computes in {result.precision}: the bf16 peak overstates its speed; measure it)")
+    out.append("")
     out += table(result.lines)
     out.append("")
     datasets = list(dict.fromkeys(x.dataset for x in result.lines))

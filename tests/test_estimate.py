@@ -132,3 +132,9 @@ def test_cli_reads_a_tune_block_the_schema_does_not_know(tmp_path, monkeypatch, 
     assert lines[3].split()[:8] == ["digits", "softmax_ce", "5", "2", "1x8", "0.00358", "13,440", "4.88e-05"]
     assert "total: 4 cells" in out and "tuning: 6 trial runs" in out
     assert math.isclose(float(lines[3].split()[7]), (TRAIN_IMAGES * TRAIN + 600 * FORWARD) / 1e15, rel_tol=1e-2)
+
+
+def test_an_fp32_grid_is_told_the_bf16_peak_overstates_it(tmp_path):
+    result = est.estimate(config(precision="fp32"), "H200", root=tmp_path)
+    assert result.precision == "fp32" and "the bf16 peak overstates its speed" in est.render("est", result)
+    assert "overstates" not in est.render("est", est.estimate(config(), "H200", root=tmp_path))
