@@ -241,6 +241,26 @@ def _validate(args: argparse.Namespace) -> None:
     print(f"{' + '.join(args.config)}: valid, {len(grid.cells())} cells in {len(grid.packs)} jobs")
 
 
+def _status(args: argparse.Namespace) -> None:
+    from benchmark.status import main as status
+
+    sys.exit(status(args.configfile, _base(args.configfile), args.device, args.all))
+
+
+def _estimate(args: argparse.Namespace) -> None:
+    from benchmark.estimate import main as estimate
+
+    estimate(args.configfile, _base(args.configfile), args.gpu, args.gpus, args.peak_fraction)
+
+
+def _report_config(args: argparse.Namespace) -> None:
+    from benchmark.io import write_atomic
+    from benchmark.report import config_page
+
+    write_atomic(Path(args.out), config_page(json.loads(args.config_json)))
+    print(f"resolved config of the grid -> {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -330,6 +350,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("config", nargs="+")
     p.add_argument("--alone", action="store_true", help="validate the files without config/config.yaml under them")
     p.set_defaults(func=_validate)
+
+    p = verbs.add_parser("status", help="every cell of a grid: done, running (with an ETA), queued, missing, failed, "
+                         "diverged; read from the results folder (exit 1 when a cell failed)")
+    p.add_argument("--configfile", nargs="*", default=[], help="config files, merged over config/config.yaml as "
+                   "snakemake --configfile does")
+    p.add_argument("--device", help="expand the grid for this device (auto, cpu, cuda): where cells were trained "
+                   "elsewhere than here, e.g. on a cluster's GPU nodes")
+    p.add_argument("--all", action="store_true", help="list every cell, not only those that need a look")
+    p.set_defaults(func=_status)
+
+    p = verbs.add_parser("estimate", help="what a grid costs before it runs: images x epochs x FLOPs per cell, "
+                         "GPU-hours and wall time on N GPUs")
+    p.add_argument("--configfile", nargs="*", default=[], help="config files, merged over config/config.yaml")
+    p.add_argument("--gpu", default="H100", help="the GPU, as its name or part of it (H100, H200, A100, ...)")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs the cells spread over")
+    p.add_argument("--peak-fraction", type=float, default=None,
+                   help="the fraction of the GPU's bf16 peak a cell reaches where no throughput was measured "
+                        "(default: benchmark.estimate.PEAK_FRACTION)")
+    p.set_defaults(func=_estimate)
+
+    p = verbs.add_parser("report-config", help="the grid's resolved config as a page of the Snakemake report "
+                         "(run by the report_config rule)")
+    p.add_argument("--config-json", required=True, help="the grid config as JSON (what the workflow passes)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_report_config)
 
     args = parser.parse_args(argv)
     from benchmark.config import ConfigError

@@ -12,6 +12,7 @@ that fails only leaves the cell marked as not yet logged, for the grid's `track`
 has its record the job writes the pack's marker, its only Snakemake output: Snakemake deletes the
 outputs of a failed job, and the cells' records are not among them.
 SIGTERM (preemption) saves the running cell's checkpoint and exits with 75; the rerun resumes it.
+While a cell trains, its progress.json (benchmark/progress.py) says so, for `python -m benchmark status`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from benchmark import checkpoint
 from benchmark.code import cell_roots, code_files, code_hash
 from benchmark.data.prepared import data_hash
 from benchmark.io import file_hash, write_atomic, write_json
+from benchmark.progress import ProgressFile, error_line
 from benchmark.records import RecordError, mismatch, read_record
 from benchmark.train import Cell, RunOptions, train_cell
 
@@ -177,24 +179,32 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
     fingerprint = checkpoint.fingerprint(cell=coordinates, identity=identity)
     checkpoints = checkpoint.Checkpoints(cell_dir / "checkpoint.pt", fingerprint, checkpoint_every_s)
     tracker = tracker_class(context, cell_dir, coordinates, settings, identity)
+    progress = ProgressFile(cell_dir, settings["train"]["epochs"])  # for `python -m benchmark status`
+
+    def on_epoch(run, state, metrics: dict) -> None:
+        progress.epoch(state.epoch, metrics["epoch_s"])
+        tracker.epoch(run, state, metrics)
+
     started = time.time()
     log = cell_dir / "cell.log"
     with open(log, "a") as out, contextlib.redirect_stdout(out):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.name} (settings {identity['settings']}, code "
               f"{identity['code']}, data {identity['data']})", flush=True)
         try:
-            results = train_cell(cell, settings, options, data, checkpoints, tracker.epoch, teacher, weights,
-                                 until_epoch)
+            results = train_cell(cell, settings, options, data, checkpoints, on_epoch, teacher, weights, until_epoch)
         except checkpoint.Preempted as stop:
             tracker.stopped("KILLED")
+            progress.stopped("preempted", str(stop))
             print(f"{cell.name}: {stop}", flush=True)
             print(f"{cell.name}: {stop}", file=sys.stderr, flush=True)
             sys.exit(checkpoint.EXIT_PREEMPTED)
-        except BaseException:
+        except BaseException as error:
             tracker.stopped("FAILED")
+            progress.stopped("failed", error_line(error))
             raise
     if "paused_at" in results:  # successive halving: this trial goes on at the next rung, if it survives
         tracker.stopped("KILLED")
+        progress.stopped("paused", f"paused after epoch {results['paused_at']} (successive halving)")
         return results
     confusion = results.pop("confusion", None)
     if confusion is not None:  # a C x C table: beside the record, not in it (555 classes for NABirds)
@@ -204,6 +214,7 @@ def _train(cell: Cell, coordinates: dict, identity: dict, settings: dict, option
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
     write_json(cell_dir / "metrics.json", record)  # the result first: it exists means the cell is complete
     checkpoints.discard()
+    progress.finished()
     tracker.finished(record, log)  # then the store; a failure only leaves the cell to be logged later
     return record
 

@@ -119,6 +119,7 @@ def training_curves_figure(curves: pd.DataFrame, dataset: str, spc: str, methods
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     labels = labels or {}
     rows = curves[(curves.dataset == dataset) & (curves.spc.astype(str) == str(spc))]
@@ -139,6 +140,7 @@ def training_curves_figure(curves: pd.DataFrame, dataset: str, spc: str, methods
                     markevery=every, markersize=4, lw=1.2, **style(i))
         if log:
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch (1-based)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -474,15 +474,37 @@ def _html_entry(text: str) -> str:
     return html.escape(text).replace("&lt;strong&gt;", "<strong>").replace("&lt;/strong&gt;", "</strong>")
 
 
+# Scoped to .results-table: the page is also embedded in the Snakemake report's own page.
+HTML_STYLE = """
+.results-table { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 14px;
+  color: #1f2328; background: #fff; padding: 12px; }
+.results-table table { border-collapse: collapse; border-top: 2px solid #1f2328; border-bottom: 2px solid #1f2328; }
+.results-table caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0 8px; }
+.results-table thead th { border-bottom: 1px solid #1f2328; }
+.results-table th, .results-table td { padding: 5px 10px; text-align: left; vertical-align: top; white-space: nowrap; }
+.results-table tbody tr:nth-child(even) { background: #f3f5f7; }
+.results-table tbody th { font-weight: 600; }
+.results-table p.legend { max-width: 62em; color: #414a53; font-size: 12.5px; line-height: 1.45; margin: 6px 0; }
+"""
+
+
+def html_page(fragment: str, title: str) -> str:
+    """A standalone UTF-8 page around an HTML fragment (what the Snakemake report shows, and a browser opens)."""
+    return "\n".join(["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+                      f"<title>{html.escape(title)}</title>", f"<style>{HTML_STYLE}</style>", "</head>", "<body>",
+                      fragment.rstrip("\n"), "</body>", "</html>", ""])
+
+
 def write_tables(summary: Summary, prefix: Path, name: str, title: str | None = None,
                  caption: str | None = None) -> list[Path]:
-    """Write <prefix>.md, .tex, .csv, .html and, where a CD is defined, the CD diagram <prefix>_cd.png/.pdf."""
+    """Write <prefix>.md, .tex, .csv, .html (a standalone page) and, where a CD is defined, the CD diagram
+    <prefix>_cd.png/.pdf."""
     from benchmark.stats import cd_diagram
 
     prefix = Path(prefix)
     paths = []
     for suffix, text in ((".md", to_markdown(summary, title)), (".tex", to_latex(summary, name, caption)),
-                         (".csv", to_csv(summary)), (".html", to_html(summary, title))):
+                         (".csv", to_csv(summary)), (".html", html_page(to_html(summary, title), title or name))):
         path = prefix.with_name(prefix.name + suffix)
         write_atomic(path, text)
         paths.append(path)

@@ -1,9 +1,15 @@
 # Tables (with statistics) and plots of the whole grid, from its cells' records: every pack's marker
 # is an input, so the tables are rebuilt whenever a cell is (re)trained. Its params are the config
 # without the settings that cannot change a table (threads, packing, device).
+import hashlib
+
 from benchmark.aggregate import outputs as _aggregate_outputs
 
 AGGREGATE = _aggregate_outputs(config)
+# The table config goes into the commands as a global (so the report does not show it as a job parameter);
+# its hash is the parameter, so that changing it reruns the jobs that read it.
+TABLE_CONFIG = json.dumps(table_config(config), sort_keys=True)
+TABLE_CONFIG_SHA256 = hashlib.sha256(TABLE_CONFIG.encode()).hexdigest()[:16]
 
 
 def aggregate_outputs():
@@ -25,11 +31,13 @@ rule aggregate:
         curves=report([str(p) for p in AGGREGATE["curves"] if p.suffix == ".png"], caption="../report/curves.rst",
                       category="Training curves"),
         curve_files=[str(p) for p in AGGREGATE["curves"] if p.suffix != ".png"],
-        cd=[str(p) for p in AGGREGATE["cd"]],
+        cd=report([str(p) for p in AGGREGATE["cd"] if p.suffix == ".png"], caption="../report/cd.rst",
+                  category="Tables"),
+        cd_files=[str(p) for p in AGGREGATE["cd"] if p.suffix != ".png"],
     log:
         f"logs/aggregate/{NAME}.log",
     localrule: True
     params:
-        config=json.dumps(table_config(config), sort_keys=True),
+        config_sha256=TABLE_CONFIG_SHA256,
     shell:
-        "{PYTHON} -m benchmark aggregate --config-json {params.config:q} > {log} 2>&1"
+        "{PYTHON} -m benchmark aggregate --config-json {TABLE_CONFIG:q} > {log} 2>&1"
