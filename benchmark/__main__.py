@@ -176,6 +176,31 @@ def _select(args: argparse.Namespace) -> None:
           f"{selection['epochs_trained']} trial epochs)")
 
 
+def _export_selection(args: argparse.Namespace) -> None:
+    """Write the values a tuned grid selected as a `selected` file (what config/config.yaml reads)."""
+    import yaml
+
+    from benchmark.config import load_config
+    from benchmark.grid import Grid
+    from benchmark.io import write_atomic
+    from benchmark.tuning import export_selection
+
+    config = load_config(*args.config, base=_base(args.config))
+    if "tune" not in config:
+        sys.exit(f"error: {' + '.join(args.config)} has no `tune:` block, so nothing was selected")
+    command = f"snakemake --cores all --configfile {' '.join(args.config)} && python -m benchmark export-selection " \
+              f"--config {' '.join(args.config)} --out {args.out}"
+    try:
+        data = export_selection(Grid(config), config["tune"], command)
+    except FileNotFoundError as missing:
+        sys.exit(f"error: {missing.filename} does not exist: run the tuned grid first ({command.split(' && ')[0]})")
+    header = (f"# Values selected by the tuned protocol of {' + '.join(args.config)} (benchmark/tuning.py), by\n"
+              f"#   {command}\n# Do not edit by hand; tests/test_selected.py checks it against that config.\n")
+    write_atomic(Path(args.out), header + yaml.safe_dump(data, sort_keys=False))
+    print(f"{args.out}: the selections of {sum(len(m) for d in data['values'].values() for m in d.values())} "
+          f"(dataset, method, spc)")
+
+
 def _data_receipt(args: argparse.Namespace) -> None:
     from benchmark.data.prepared import data_hash, load_metadata
     from benchmark.io import write_json
@@ -209,6 +234,20 @@ def _aggregate(args: argparse.Namespace) -> None:
                                                                                           base=_base(args.config))
     written = aggregate(config, Path(args.tables), Path(args.plots))
     print(f"grid {config['grid']!r}: {len(written)} tables and plots -> {args.tables}, {args.plots}")
+
+
+def _claim(args: argparse.Namespace) -> None:
+    """The grid's claim document (config key `claim`), from its cells."""
+    from benchmark.aggregate import collect, grid_records
+    from benchmark.claims import document
+    from benchmark.config import validate
+    from benchmark.io import write_atomic
+
+    config = validate(json.loads(args.config_json))
+    frame, _ = collect(config)
+    records = [json.loads(path.read_text()) for _, path in grid_records(config)]
+    write_atomic(Path(config["claim"]["out"]), document(config, frame, records, config["claim"]["few"]))
+    print(f"{config['claim']['out']}: {len(records)} cells")
 
 
 def _track(args: argparse.Namespace) -> None:
@@ -317,6 +356,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--receipt")
     p.set_defaults(func=_select)
 
+    p = verbs.add_parser("export-selection", help="write a tuned grid's selected values as a `selected` file")
+    p.add_argument("--config", nargs="+", required=True, help="the tuned grid's config files")
+    p.add_argument("--out", required=True, help="e.g. config/selected/digits.yaml")
+    p.set_defaults(func=_export_selection)
+
     p = verbs.add_parser("data-receipt", help="record the hash of a prepared dataset (run by the data rule)")
     p.add_argument("dataset")
     p.add_argument("--data", required=True)
@@ -338,6 +382,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--plots", default="results/plots")
     p.set_defaults(func=_aggregate)
+
+    p = verbs.add_parser("claim", help="write the grid's claim document from its cells (run by the claim rule)")
+    p.add_argument("--config-json", required=True)
+    p.set_defaults(func=_claim)
 
     p = verbs.add_parser("track", help="mirror a grid's cells, tables and plots in MLflow (run by the track rule)")
     p.add_argument("--config-json", required=True)
@@ -380,8 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     from benchmark.config import ConfigError
     from benchmark.data.errors import DataError
     from benchmark.device import DeviceError
-    from benchmark.packs import DataReceiptError
-    from benchmark.records import RecordError
+    from benchmark.records import DataReceiptError, RecordError
 
     # Short verbs run without the cyclic collector (see gc_paused); `train` pauses it only for its
     # imports, as a cell's training loop may run for hours.

@@ -117,6 +117,21 @@ def reference(config: dict, root: Path = Path(".")):
     return Reference(values=values, spc=ref["samples_per_class"], source=ref["source"])
 
 
+def protocol(config: dict) -> str:
+    """How the grid's hyperparameters were chosen, with the tuning budget every method got."""
+    if "tune" not in config:
+        return config["protocol"]
+    from benchmark.tuning import points
+
+    tune = config["tune"]
+    n, runs = len(points(tune["space"])), len(config["splits"]) * len(tune["seeds"])
+    searched = ", ".join(tune["space"])
+    epochs = tune.get("epochs") or config["train"]["epochs"]
+    return (f"tuned protocol ({tune['strategy']}: {searched} over {n} points x {runs} runs = {n * runs} trials of "
+            f"{epochs} epochs per method and samples per class, the same for every method, on validation splits "
+            f"of {tune['validation_fraction']:.0%} carved from each training subset; the test set read once)")
+
+
 def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -> list[Path]:
     """Write the grid's tables and plots; return the paths written."""
     from benchmark.figures import note_figure
@@ -130,7 +145,11 @@ def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -
     summary = summarise(frame, methods, columns, metric="accuracy", metric_name="test accuracy", baseline=baseline,
                         reference=reference(config, root))
     grid = config["grid"]
-    written = write_tables(summary, Path(tables) / grid, grid)
+    from benchmark.tables import default_caption, latex_escape
+
+    how = protocol(config)
+    written = write_tables(summary, Path(tables) / grid, grid, title=f"Test accuracy (%) of grid {grid}: {how}",
+                           caption=f"{default_caption(summary)} Hyperparameters: {latex_escape(how)}.")
     expected = outputs(config, Path(tables), Path(plots))
     for path in expected["cd"]:
         if path not in written:  # no column where every method has a result: say so instead of a diagram

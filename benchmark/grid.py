@@ -239,6 +239,17 @@ class Tuning:
         return f"{self.folder}/trials.csv"
 
 
+def load_selected(config: dict) -> dict:
+    """The `selected` file's values: {dataset: {method label: {spc (str): {lr, weight_decay, ...}}}} ({} without)."""
+    if "selected" not in config:
+        return {}
+    import yaml
+
+    data = yaml.safe_load(Path(config["selected"]).read_text()) or {}
+    return {d: {m: {str(k): v for k, v in per_spc.items()} for m, per_spc in methods.items()}
+            for d, methods in data.get("values", {}).items()}
+
+
 def tuned_settings(settings: dict, tune: dict) -> dict:
     """The final cells' settings under the tuned protocol: the searched values come from the selection, so
     they are "tuned" here, and the search itself (space, budget, seeds, ...) is part of the identity."""
@@ -280,11 +291,18 @@ class Grid:
         tune = config.get("tune")
         trial_runs = tuple((split, seed) for split in config["splits"] for seed in tune["seeds"]) if tune else ()
         seen: dict[str, Configuration] = {}
+        chosen = load_selected(config)
         for dataset in config["datasets"]:
             for label in method_labels(config, dataset):
                 base = cell_settings(config, dataset, label)
-                settings = tuned_settings(base, tune) if tune else base
                 for spc in dataset_spc(config, dataset):
+                    values = chosen.get(dataset, {}).get(label, {}).get(str(spc))
+                    own = base
+                    if values is not None:  # values a tuned grid selected (config key `selected`)
+                        from benchmark.tuning import apply_point
+
+                        own = {**base, "train": apply_point(base["train"], values)}
+                    settings = tuned_settings(own, tune) if tune else own
                     c = Configuration(dataset, label, spc, settings, settings_key(settings))
                     self.configurations.append(c)
                     seen[c.folder] = c
@@ -292,7 +310,7 @@ class Grid:
                         point_list = points(tune["space"])
                         trials = []
                         for point in point_list:
-                            t_settings = trial_settings(base, tune, point)
+                            t_settings = trial_settings(own, tune, point)
                             trials.append(Configuration(dataset, label, spc, t_settings, settings_key(t_settings),
                                                         "trial"))
                         self.tunings.append(Tuning(c, point_list, trials, trial_runs))

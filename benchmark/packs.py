@@ -29,14 +29,10 @@ from benchmark.code import cell_roots, code_files, code_hash
 from benchmark.data.prepared import data_hash
 from benchmark.io import file_hash, write_atomic, write_json
 from benchmark.progress import ProgressFile, error_line
-from benchmark.records import RecordError, mismatch, read_record
+from benchmark.records import DataReceiptError, RecordError, mismatch, read_record
 from benchmark.train import Cell, RunOptions, train_cell
 
 WEIGHTS = "weights.pt"  # a cell's final weights, saved when a later cell (a student) needs them
-
-
-class DataReceiptError(RuntimeError):
-    """The prepared data is not what its receipt says; one line naming both and the fix."""
 
 
 def prepared_data_hash(folder: Path, receipt: Path | None) -> str:

@@ -15,6 +15,10 @@ class RecordError(ValueError):
     """A record that cannot be used; the message is one line naming the file and the fix."""
 
 
+class DataReceiptError(RuntimeError):
+    """The prepared data is not what its receipt says; one line naming both and the fix."""
+
+
 def read_record(path: Path) -> dict:
     path = Path(path)
     try:

@@ -396,7 +396,7 @@ def to_markdown(summary: Summary, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _default_caption(summary: Summary) -> str:
+def default_caption(summary: Summary) -> str:
     return (f"{summary.metric_name[:1].upper()}{summary.metric_name[1:]} (\\%) of each method trained from "
             "scratch, per dataset and number of training images per class.")
 
@@ -432,7 +432,7 @@ def to_latex(summary: Summary, name: str, caption: str | None = None) -> str:
         if ranked:
             cells.append(f"{summary.avg_ranks[method]:.2f}")
         body.append(" & ".join(cells) + r" \\")
-    text = " ".join([caption or _default_caption(summary), *legend(summary, "tex")])
+    text = " ".join([caption or default_caption(summary), *legend(summary, "tex")])
     return "\n".join([
         "% requires \\usepackage{booktabs} and \\usepackage{amssymb}",
         r"\begin{table*}[t]", r"\centering", r"\small",

@@ -202,3 +202,15 @@ def run_halving(spec: dict, train_trial) -> dict:
     last = [t for t in trials if t["rung"] == len(schedule) - 1]
     meta = {"strategy": "halving", "rungs": schedule, "budget": spec["budget"], "epochs_trained": trained}
     return write_selection(Path(spec["selection"]), Path(spec["table"]), spec["points"], trials, meta, last)
+
+
+def export_selection(grid, tune: dict, source: str) -> dict:
+    """The values a tuned grid selected, as the `selected` file other grids read (config/selected/*.yaml):
+    {"source": how to regenerate it, "tune": the search that produced it, "values": {dataset: {method:
+    {spc: values}}}}. Every (dataset, method, spc) of the grid must have its selection."""
+    values: dict = {}
+    for tuning in grid.tunings:
+        c = tuning.configuration
+        chosen = selected_values(Path(tuning.selection))
+        values.setdefault(c.dataset, {}).setdefault(c.method, {})[str(c.spc)] = chosen
+    return {"source": source, "tune": tune, "values": values}

@@ -41,3 +41,19 @@ rule aggregate:
         config_sha256=TABLE_CONFIG_SHA256,
     shell:
         "{PYTHON} -m benchmark aggregate --config-json {TABLE_CONFIG:q} > {log} 2>&1"
+
+
+# A grid with a `claim:` block writes its claim document from its cells (benchmark/claims.py).
+rule claim:
+    input:
+        markers=GRID.markers,
+        code=code_files(["benchmark.claims", "benchmark.aggregate", "benchmark.stats"]),
+    output:
+        config["claim"]["out"] if "claim" in config else "results/claims/none.md",
+    log:
+        f"logs/claim/{NAME}.log",
+    localrule: True
+    params:
+        config_sha256=TABLE_CONFIG_SHA256,
+    shell:
+        "{PYTHON} -m benchmark claim --config-json {TABLE_CONFIG:q} > {log} 2>&1"

@@ -61,7 +61,7 @@ def check_tracking_store():
 
 def all_targets():
     """What a grid run produces: every pack (so every cell), the tables and plots, the MLflow mirror."""
-    targets = [*GRID.markers, *aggregate_outputs()]
+    targets = [*GRID.markers, *aggregate_outputs(), *([config["claim"]["out"]] if "claim" in config else [])]
     return targets + [LEDGER] if config["tracking"] else targets
 
 

@@ -16,7 +16,7 @@ rule track:
     localrule: True
     params:
         uri=tracking_uri(),
-        config=json.dumps(table_config(config), sort_keys=True),
+        config_sha256=TABLE_CONFIG_SHA256,
     shell:
-        "{PYTHON} -m benchmark track --config-json {params.config:q} --store {STORE} --out {output}"
+        "{PYTHON} -m benchmark track --config-json {TABLE_CONFIG:q} --store {STORE} --out {output}"
         " --artifacts {input.artifacts} > {log} 2>&1"
