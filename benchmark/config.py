@@ -319,16 +319,18 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
     variant = config.get("variants", {}).get(name, {}).get("train", {})
     train = _merge(_merge(config["train"], overrides), variant)
     lr = variant.get("lr", overrides.get("lr", config["train"].get("lr")))  # an lr map is replaced whole
+    tuned = "lr" in config.get("tune", {}).get("space", {})  # searched: the config's own rate is not used
     if isinstance(lr, dict):
         for key in (label, name, base_method(config, name), "default"):
             if key in lr:
                 lr = lr[key]
                 break
         else:
-            raise ConfigError(
-                f"config error at 'train.lr': no learning rate for method {name!r} on {dataset}; add it or 'default'"
-            )
-    if lr is None:
+            if not tuned:
+                raise ConfigError(f"config error at 'train.lr': no learning rate for method {name!r} on {dataset}; "
+                                  "add it or 'default'")
+            lr = None
+    if lr is None and not tuned:
         raise ConfigError(f"config error at 'train.lr': no learning rate for {dataset}; set train.lr")
     train["lr"] = lr
     return train

@@ -27,14 +27,13 @@ left out. For a successive-halving search this is the upper bound (every trial r
 
 from __future__ import annotations
 
-import copy
 import functools
 import heapq
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.config import ConfigError, merged, validate
+from benchmark.config import ConfigError, load_config
 from benchmark.grid import Grid, resolved_precision
 from benchmark.registry import MODELS, dataset_module
 from benchmark.validation import validation_count
@@ -183,10 +182,11 @@ def cell_seconds(train_images: int, eval_images: int, flops: tuple[float, float]
         eval_images * forward / rate["flops_per_s"]
 
 
-def steps(train: dict, pool: int) -> int:
+def steps(train: dict, data: DataShape, spc) -> int:
     from benchmark.train.data import steps_per_epoch
 
-    return steps_per_epoch(train, pool)
+    subset = data.pool if spc == "all" else data.classes * int(spc)
+    return steps_per_epoch(train, data.pool, subset, spc)
 
 
 def validation_images(spc, fraction: float, data: DataShape) -> int:
@@ -200,25 +200,21 @@ def validation_images(spc, fraction: float, data: DataShape) -> int:
     return round(fraction * data.pool)
 
 
-def tune_block(raw: dict) -> dict | None:
-    return raw.get("tune") if isinstance(raw.get("tune"), dict) else None
+def tune_budget(tune: dict, config: dict) -> tuple[dict | None, str]:
+    """The trials one (dataset, method, spc) trains under the config's `tune:` block: {runs (trial cells),
+    epochs (of a full trial), epochs_total (every trial's epochs: successive halving trains fewer),
+    validation_fraction}, and a note saying how they were counted."""
+    from benchmark.tuning import halving_epochs, points
 
-
-def tune_budget(tune: dict) -> tuple[dict | None, str]:
-    """({trials, seeds, epochs, validation_fraction}, "") from a `tune:` block, or (None, why it cannot be read).
-
-    seeds: a list (its length) or a count, 1 when absent; epochs and validation_fraction: None when absent
-    (the cell's own are used; trials then validate only where the cells do).
-    """
-    trials = tune.get("trials")
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
-        return None, f"the tune block gives no positive `trials` count ({trials!r}): its trials are not estimated"
-    seeds = tune.get("seeds", 1)
-    seeds = len(seeds) if isinstance(seeds, list) else seeds if isinstance(seeds, int) and seeds > 0 else 1
-    epochs = tune.get("epochs") if isinstance(tune.get("epochs"), int) and tune.get("epochs") > 0 else None
-    fraction = tune.get("validation_fraction")
-    fraction = float(fraction) if isinstance(fraction, int | float) and 0 < fraction < 1 else None
-    return {"trials": trials, "seeds": seeds, "epochs": epochs, "validation_fraction": fraction}, ""
+    n = len(points(tune["space"]))
+    runs = len(config["splits"]) * len(tune["seeds"])
+    epochs = tune.get("epochs") or config["train"]["epochs"]
+    if tune["strategy"] == "halving":
+        total, note = halving_epochs(n, runs, epochs, tune["halving"]), "successive halving: rungs counted exactly"
+    else:
+        total, note = n * runs * epochs, "grid: every point x run trained to its last epoch"
+    return {"runs": n * runs, "epochs": epochs, "epochs_total": total,
+            "validation_fraction": tune["validation_fraction"]}, f"tuning ({note})"
 
 
 @dataclass
@@ -254,7 +250,7 @@ def estimate(config: dict, gpu: str, gpus: int = 1, fraction: float | None = Non
     precision = resolved_precision(config["precision"], "cuda")
     grid = Grid(config)
     shapes = {dataset: data_shape(dataset, root) for dataset in config["datasets"]}
-    budget, tune_note = tune_budget(tune) if tune is not None else (None, "")
+    budget, tune_note = tune_budget(tune, config) if tune is not None else (None, "")
     lines, tune_lines, seconds_of = [], [], {}
     for c in grid.configurations:
         data, train = shapes[c.dataset], c.settings["train"]
@@ -269,7 +265,7 @@ def estimate(config: dict, gpu: str, gpus: int = 1, fraction: float | None = Non
             source = f"peak x {fraction:g}"
         note = "" if c.settings["method_target"].startswith("benchmark.losses.") else \
             "the method's own per-step work is not counted"
-        epoch_steps = steps(train, data.pool)
+        epoch_steps = steps(train, data, c.spc)
         per_epoch = epoch_steps * train["batch_size"]
         val = validation_images(c.spc, train["validation_fraction"], data)
         train_images, eval_images = train["epochs"] * per_epoch, data.test + train["epochs"] * val
@@ -279,15 +275,15 @@ def estimate(config: dict, gpu: str, gpus: int = 1, fraction: float | None = Non
                     cell_seconds(train_images, eval_images, flops, rate, train["epochs"] * epoch_steps), source, note)
         lines.append(line)
         seconds_of[c.folder] = line.seconds
-        if budget is not None:
-            epochs = budget["epochs"] or train["epochs"]
+        if budget is not None:  # one line per (dataset, method, spc): its trials as `runs` cells of average epochs
+            epochs = budget["epochs_total"] / budget["runs"]
             t_train = epochs * per_epoch
-            t_eval = epochs * validation_images(c.spc, budget["validation_fraction"] or train["validation_fraction"],
-                                                data)
-            tune_lines.append(Line(c.dataset, c.method, str(c.spc), budget["trials"] * budget["seeds"], line.input,
+            t_eval = epochs * validation_images(c.spc, budget["validation_fraction"], data)
+            tune_lines.append(Line(c.dataset, c.method, str(c.spc), budget["runs"], line.input,
                                    line.gflop_train, line.gflop_eval, t_train, t_eval,
                                    cell_seconds(t_train, t_eval, flops, rate, epochs * epoch_steps), source, note))
-    wall = makespan([seconds_of[p.configuration.folder] * len(p.runs) for p in grid.packs], gpus)
+    wall = makespan([seconds_of[p.configuration.folder] * len(p.runs) for p in grid.packs
+                     if p.configuration.folder in seconds_of], gpus)  # the cells; trials are counted below
     tune_wall = makespan([t.seconds for t in tune_lines for _ in range(t.cells)], gpus)
     return Estimate(name, peak, fraction, gpus, lines, tune_lines, tune_note, wall, tune_wall, precision)
 
@@ -349,32 +345,11 @@ def render(grid: str, result: Estimate) -> str:
     return "\n".join(out) + "\n"
 
 
-def load_raw(paths: list[str], base: Path | None) -> dict:
-    """The merged config files as Snakemake merges them, before validation."""
-    import yaml
-
-    layers = [yaml.safe_load(Path(p).read_text()) or {} for p in paths]
-    if base is not None:
-        layers.insert(0, yaml.safe_load(Path(base).read_text()) or {})
-    return merged({}, *layers)
-
-
-def validated_without_tune(raw: dict) -> dict:
-    """The validated config; a `tune:` block the schema does not know yet is left out of the validation."""
-    try:
-        return validate(copy.deepcopy(raw))
-    except ConfigError:
-        if "tune" not in raw:
-            raise
-        return validate({k: v for k, v in copy.deepcopy(raw).items() if k != "tune"})
-
-
 def main(paths: list[str], base: Path | None, gpu: str, gpus: int, fraction: float | None) -> None:
     if gpus < 1:
         raise EstimateError(f"--gpus {gpus}: give at least 1")
     if fraction is not None and not 0 < fraction <= 1:
         raise EstimateError(f"--peak-fraction {fraction}: give a fraction in (0, 1]")
-    raw = load_raw(paths, base)
-    config = validated_without_tune(raw)
-    result = estimate(config, gpu, gpus, fraction, tune_block(raw))
+    config = load_config(*paths, base=base)
+    result = estimate(config, gpu, gpus, fraction, config.get("tune"))
     print(render(config["grid"], result), end="")

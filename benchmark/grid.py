@@ -269,7 +269,8 @@ def trial_settings(settings: dict, tune: dict, point: dict) -> dict:
 
     out = copy.deepcopy(settings)
     train = apply_point(out["train"], point)
-    train.update(validation_fraction=tune["validation_fraction"], select="last", patience=0)
+    train.update(validation_fraction=tune["validation_fraction"], validation_split=tune["validation"],
+                 select="last", patience=0)
     if "epochs" not in point and tune.get("epochs"):
         train["epochs"] = tune["epochs"]
     out["train"] = train

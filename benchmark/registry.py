@@ -46,6 +46,8 @@ DATASETS: dict[str, str] = {  # module with FACTS and build(settings); see bench
     "digits": "benchmark.data.digits",
     "mnist5k": "benchmark.data.mnist5k",
     "cub": "benchmark.data.cub",
+    "cub_deic": "benchmark.data.cub_deic",  # CUB with DEIC's fixed validation split, 448 of 512 px
+    "cub_deic_224": "benchmark.data.cub_deic",  # the same at 224 of 256 px
     "nabirds": "benchmark.data.nabirds",
     "cars": "benchmark.data.cars",
     "flowers": "benchmark.data.flowers",

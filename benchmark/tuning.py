@@ -159,6 +159,15 @@ def select_from_records(spec: dict) -> dict:
     return write_selection(Path(spec["selection"]), Path(spec["table"]), spec["points"], trials, meta)
 
 
+def halving_epochs(n_points: int, runs: int, epochs: int, halving: dict) -> int:
+    """The epochs successive halving trains in all: at each rung the survivors go on from the last rung."""
+    total, alive, previous = 0, n_points, 0
+    for upto in rungs(halving["min_epochs"], halving["eta"], epochs):
+        total += alive * runs * (upto - previous)
+        alive, previous = math.ceil(alive / halving["eta"]), upto
+    return total
+
+
 def rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:
     """Epochs at which successive halving compares the surviving trials: min_epochs * eta^r, up to `epochs`."""
     out, e = [], min_epochs

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.data.errors import DataError
 from benchmark.data.prepared import Prepared, data_hash
 from benchmark.data.subsets import draw_subset, stable_seed
 from benchmark.device import DeviceError, resolve_device
@@ -95,8 +96,16 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, 
     train = settings["train"]
     prepared, data = load_data(Path(data_dir), device)
     subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.split)
-    train_idx, val_idx = validation_split(prepared.labels, subset, train["validation_fraction"], cell.dataset,
-                                          cell.split)
+    if train["validation_split"] == "fixed":  # the dataset's own validation images (DEIC's split)
+        if "val_idx" not in prepared.metadata:
+            raise DataError(f"dataset {cell.dataset} has no fixed validation split (val_idx in its prepared "
+                            "metadata); use tune.validation: carved, or a dataset that has one (cub_deic)")
+        fixed = np.asarray(prepared.metadata["val_idx"], dtype=np.int64)
+        val_idx = np.intersect1d(subset, fixed)
+        train_idx = np.setdiff1d(subset, fixed)
+    else:
+        train_idx, val_idx = validation_split(prepared.labels, subset, train["validation_fraction"], cell.dataset,
+                                              cell.split)
     class_counts = np.bincount(prepared.labels[train_idx], minlength=prepared.num_classes)
 
     embeddings, context = None, MethodContext(prepared.num_classes, prepared.images.shape[-1], class_counts.tolist())
