@@ -40,9 +40,13 @@ CASES: dict[str, dict] = {
 
 
 def _case_settings(case: dict) -> dict:
-    from benchmark.config import cell_settings, load_config
+    from benchmark.config import load_config
+    from benchmark.grid import cell_settings
 
-    settings = cell_settings(load_config(REPO / case["config"]), case["dataset"], "softmax_ce")
+    base = None if case["config"] == "config/config.yaml" else REPO / "config/config.yaml"
+    settings = cell_settings(load_config(REPO / case["config"], base=base), case["dataset"], "softmax_ce")
+    if settings["train"]["lr"] is None:  # a grid whose rates come from tuning
+        settings["train"] = {**settings["train"], "lr": 0.05}
     if "batch_size" in case:
         settings["train"] = {**settings["train"], "batch_size": case["batch_size"]}
     return settings
@@ -57,7 +61,8 @@ def _case_data(case: dict) -> dict:
         labels = np.arange(n, dtype=np.int64) % classes
         source = f"random uint8 {size}x{size}x3, {classes} classes"
     else:
-        from benchmark.data import dataset_module, load_settings
+        from benchmark.data.settings import load_settings
+        from benchmark.registry import dataset_module
 
         built = dataset_module(case["dataset"]).build(load_settings(case["dataset"], REPO / "config" / "datasets.yaml"))
         images, labels = built["images"], built["labels"]
@@ -84,16 +89,20 @@ def _time(run, warmup: int, steps: int, device: torch.device) -> float:
 
 def ours(settings: dict, data: dict, device: torch.device, warmup: int, steps: int,
          layout: dict | None = None) -> tuple[float, dict]:
-    """Seconds for `steps` steps of the cell's own loop, and the runtime it used.
+    """Seconds for `steps` steps of the cell's own loop (benchmark.train.loop.train_step on batches from
+    benchmark.train.data.DeviceData), and the runtime it used.
 
     `layout` ({"precision": "fp32"|"bf16", "channels_last": bool}) overrides what the runtime would
     choose, for the ablation rows: how much of the speedup is the data path, the layout, bf16.
     """
+    from types import SimpleNamespace
+
     from benchmark.data.prepared import Prepared
-    from benchmark.losses import build_loss
-    from benchmark.models import build_model
-    from benchmark.runtime import configure, prepare_model
-    from benchmark.train import BatchStream, DeviceData, build_optimizer, train_batch, train_step
+    from benchmark.methods import MethodContext, build_method
+    from benchmark.optim import SGD
+    from benchmark.runtime import configure
+    from benchmark.train.data import BatchStream, DeviceData
+    from benchmark.train.loop import train_step
 
     runtime = configure(settings, device)
     if layout is not None:
@@ -103,34 +112,38 @@ def ours(settings: dict, data: dict, device: torch.device, warmup: int, steps: i
     prepared = Prepared(data["images"], data["labels"], data["train_idx"], np.empty(0, np.int64),
                         {"mean": data["mean"], "std": data["std"], "classes": list(range(data["classes"]))})
     device_data = DeviceData(prepared, device)
-    model = build_model(settings["model"], data["images"].shape[-1], data["classes"])
-    forward = prepare_model(model, runtime)
-    loss = build_loss("softmax_ce", num_classes=data["classes"], embed_dim=data["classes"],
-                      class_counts=[1] * data["classes"]).to(device)
-    optimizer = build_optimizer(model, loss, train)
+    method = build_method(settings, MethodContext(data["classes"], data["images"].shape[-1], [1] * data["classes"]))
+    method.to(device, memory_format=runtime.memory_format)
+    opt = train["optimizer"]
+    optimizer = SGD(method.parameter_groups(opt), lr=train["lr"], momentum=opt["momentum"],
+                    weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
     stream = BatchStream(data["train_idx"], train["batch_size"], torch.Generator().manual_seed(0), device)
     generator = torch.Generator(device=device).manual_seed(0)
+    run_state = SimpleNamespace(method=method, optimizer=optimizer, runtime=runtime, train=train, recipe=None)
 
     def run(n: int) -> None:
         total = torch.zeros((), device=device)
         for _ in range(n):
             idx = next(stream)
-            x = train_batch(device_data, idx, settings["augment"], generator, runtime)
-            total += train_step(forward, loss, optimizer, x, device_data.labels[idx], train["grad_clip_norm"],
-                                runtime.autocast)
+            x, y = device_data.train_batch(idx, settings["augment"], generator, runtime.memory_format)
+            total += train_step(run_state, x, y)
         float(total)
 
     return _time(run, warmup, steps, device), runtime.describe()
 
 
+def _model(settings: dict, data: dict):
+    from benchmark.targets import load
+
+    return load(settings["model_target"])(in_channels=data["images"].shape[-1], output_dim=data["classes"])
+
+
 def reference(settings: dict, data: dict, device: torch.device, warmup: int, steps: int,
               num_workers: int) -> float:
     """Seconds for `steps` steps of the plain loop (PyTorch's default backend switches)."""
-    from benchmark.models import build_model
-
     torch.backends.cudnn.benchmark = False
     train = settings["train"]
-    model = build_model(settings["model"], data["images"].shape[-1], data["classes"]).to(device)
+    model = _model(settings, data).to(device)
     batches = reference_loop.loader(data["images"], data["labels"], data["train_idx"], settings["augment"],
                                     data["mean"], data["std"], train["batch_size"], num_workers,
                                     pin_memory=device.type == "cuda")
@@ -143,9 +156,8 @@ def flops_per_image(settings: dict, data: dict, device: torch.device) -> float:
     """Forward + backward FLOPs of one training image (counted by torch's FlopCounterMode)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmark.models import build_model
 
-    model = build_model(settings["model"], data["images"].shape[-1], data["classes"]).to(device)
+    model = _model(settings, data).to(device)
     size = int(settings["augment"].get("crop") or data["images"].shape[1])
     x = torch.randn(2, data["images"].shape[-1], size, size, device=device)
     counter = FlopCounterMode(display=False)
