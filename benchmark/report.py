@@ -24,19 +24,21 @@ def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
 
 
+def _value(value) -> str:
+    """A setting as the page shows it: numbers compactly; "tuned" where the tuned protocol selects it."""
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
 def settings_rows(grid: Grid) -> list[list[str]]:
-    """One row per (dataset, method): what its cells were trained with (the spc values share the settings)."""
-    rows, seen = [], set()
+    """One row per (dataset, method, samples per class): what its cells were trained with."""
+    rows = []
     for c in grid.configurations:
-        if (c.dataset, c.method) in seen:
-            continue
-        seen.add((c.dataset, c.method))
         s, train = c.settings, c.settings["train"]
-        spc = ", ".join(str(x.spc) for x in grid.configurations if (x.dataset, x.method) == (c.dataset, c.method))
         crop = s["augment"].get("crop")
-        rows.append([c.dataset, c.method, spc, c.key, s["model"], f"crop {crop}" if crop else "stored",
-                     train["epochs"], train["batch_size"], f"{train['lr']:g}", train["schedule"]["name"],
-                     train["validation_fraction"], train["select"], s["precision"], s["device"]])
+        rows.append([c.dataset, c.method, str(c.spc), c.key, s["model"], f"crop {crop}" if crop else "stored",
+                     _value(train["epochs"]), _value(train["batch_size"]), _value(train["lr"]),
+                     train["schedule"]["name"], train["validation_fraction"], train["select"], s["precision"],
+                     s["device"]])
     return rows
 
 
