@@ -125,6 +125,36 @@ def _tracking_init(args: argparse.Namespace) -> None:
     print(f"MLflow experiment {info['experiment']!r} (id {info['experiment_id']}) at {info['uri']}")
 
 
+def _grid_config(args: argparse.Namespace) -> dict:
+    """The validated grid config of --config-file (written by the grid_config rule) or --config-json."""
+    from benchmark.config import validate
+
+    text = Path(args.config_file).read_text() if getattr(args, "config_file", None) else args.config_json
+    return validate(json.loads(text))
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    """How a job runs: the workflow's BENCHMARK_RUN (common.smk), each option overridable on the command line."""
+    run = json.loads(os.environ.get("BENCHMARK_RUN", "{}"))
+    defaults = {"device": "auto", "cells_per_gpu": 1, "eval_batch_size": 1024, "grid": "", "tracking": None}
+    out = {key: run.get(key, value) for key, value in defaults.items()}
+    for key in defaults:
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    return out
+
+
+def _write_config(args: argparse.Namespace) -> None:
+    """The workflow's grid config (BENCHMARK_GRID_CONFIG) as a file the table rules read."""
+    from benchmark.io import write_atomic
+
+    text = os.environ.get("BENCHMARK_GRID_CONFIG")
+    if not text:
+        sys.exit("error: BENCHMARK_GRID_CONFIG is not set; this verb is run by the workflow's grid_config rule")
+    write_atomic(Path(args.out), text)
+    print(f"grid config -> {args.out}")
+
+
 def _claim_gpu(device: str, cells_per_gpu: int):
     """Pin this job to one GPU slot before torch starts CUDA; None where there is nothing to pin.
 
@@ -142,17 +172,19 @@ def _claim_gpu(device: str, cells_per_gpu: int):
 def _train(args: argparse.Namespace) -> None:
     """Train the cells of one pack and write its marker (benchmark/packs.py)."""
     spec = json.loads(args.pack)
-    claim = _claim_gpu(args.device, args.cells_per_gpu)  # held until the process ends; the kernel frees it
+    run = _run_options(args)
+    claim = _claim_gpu(run["device"], run["cells_per_gpu"])  # held until the process ends; the kernel frees it
     with gc_paused():
         from benchmark import packs
         from benchmark.train import RunOptions
 
-    context = {"grid": args.grid, "tracking": json.loads(Path(args.tracking).read_text()) if args.tracking else None,
+    store = run["tracking"]
+    context = {"grid": run["grid"], "tracking": json.loads(Path(store).read_text()) if store else None,
                "provenance": {"gpu": claim.gpu} if claim is not None else {}}
     if context["tracking"] is not None:
         with gc_paused():
             import mlflow.tracking  # noqa: F401 (imported once per pack, with the collector paused)
-    options = RunOptions(device=args.device, threads=args.threads, eval_batch_size=args.eval_batch_size)
+    options = RunOptions(device=run["device"], threads=args.threads, eval_batch_size=run["eval_batch_size"])
     packs.run_pack(spec, Path(args.marker), options, context, Path(args.receipt) if args.receipt else None,
                    args.checkpoint_every)
 
@@ -169,8 +201,9 @@ def _select(args: argparse.Namespace) -> None:
         with gc_paused():
             from benchmark import packs
             from benchmark.train import RunOptions
-        options = RunOptions(device=args.device, threads=args.threads, eval_batch_size=args.eval_batch_size)
-        context = {"grid": args.grid, "tracking": None, "provenance": {}}
+        run = _run_options(args)
+        options = RunOptions(device=run["device"], threads=args.threads, eval_batch_size=run["eval_batch_size"])
+        context = {"grid": run["grid"], "tracking": None, "provenance": {}}
         selection = packs.run_halving(spec, options, context, Path(args.receipt) if args.receipt else None)
     print(f"{spec['selection']}: {selection['values']} (validation score {100 * selection['score']:.1f}%, "
           f"{selection['epochs_trained']} trial epochs)")
@@ -228,10 +261,9 @@ def _embed(args: argparse.Namespace) -> None:
 
 def _aggregate(args: argparse.Namespace) -> None:
     from benchmark.aggregate import aggregate
-    from benchmark.config import load_config, validate
+    from benchmark.config import load_config
 
-    config = validate(json.loads(args.config_json)) if args.config_json else load_config(*args.config,
-                                                                                          base=_base(args.config))
+    config = load_config(*args.config, base=_base(args.config)) if args.config else _grid_config(args)
     written = aggregate(config, Path(args.tables), Path(args.plots))
     print(f"grid {config['grid']!r}: {len(written)} tables and plots -> {args.tables}, {args.plots}")
 
@@ -240,10 +272,9 @@ def _claim(args: argparse.Namespace) -> None:
     """The grid's claim document (config key `claim`), from its cells."""
     from benchmark.aggregate import collect, grid_records
     from benchmark.claims import document
-    from benchmark.config import validate
     from benchmark.io import write_atomic
 
-    config = validate(json.loads(args.config_json))
+    config = _grid_config(args)
     frame, _ = collect(config)
     records = [json.loads(path.read_text()) for _, path in grid_records(config)]
     write_atomic(Path(config["claim"]["out"]), document(config, frame, records, config["claim"]["few"]))
@@ -252,10 +283,9 @@ def _claim(args: argparse.Namespace) -> None:
 
 def _track(args: argparse.Namespace) -> None:
     from benchmark.aggregate import grid_records
-    from benchmark.config import validate
     from benchmark.io import write_json
 
-    config = validate(json.loads(args.config_json))
+    config = _grid_config(args)
     info = json.loads(Path(args.store).read_text())
     with gc_paused():
         from benchmark.tracking import mirror_grid
@@ -296,8 +326,14 @@ def _report_config(args: argparse.Namespace) -> None:
     from benchmark.io import write_atomic
     from benchmark.report import config_page
 
-    write_atomic(Path(args.out), config_page(json.loads(args.config_json)))
+    write_atomic(Path(args.out), config_page(_grid_config(args)))
     print(f"resolved config of the grid -> {args.out}")
+
+
+def _config_source(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config-file", help="the grid config as a JSON file (written by the grid_config rule)")
+    source.add_argument("--config-json", help="the grid config as JSON")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -337,24 +373,29 @@ def main(argv: list[str] | None = None) -> None:
     p = verbs.add_parser("train", help="train the cells of one pack and write its marker (run by the train rule)")
     p.add_argument("--pack", required=True, help="the pack's spec as JSON (benchmark.grid.Pack.spec)")
     p.add_argument("--marker", required=True, help="the pack's marker file, written when every cell has its record")
-    p.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--eval-batch-size", type=int, required=True)
-    p.add_argument("--cells-per-gpu", type=int, required=True, help="cells sharing one GPU at once")
-    p.add_argument("--grid", required=True, help="the grid the job runs for (its MLflow experiment)")
-    p.add_argument("--tracking", help="store.json written by tracking-init; omit to train without MLflow")
+    # how the job runs: from the workflow's BENCHMARK_RUN unless given here
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--eval-batch-size", type=int)
+    p.add_argument("--cells-per-gpu", type=int, help="cells sharing one GPU at once")
+    p.add_argument("--grid", help="the grid the job runs for (its MLflow experiment)")
+    p.add_argument("--tracking", help="store.json written by tracking-init (default: none, no MLflow)")
     p.add_argument("--receipt", help="the data receipt the prepared data must match")
     p.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between periodic checkpoints")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("select", help="choose a tuned (dataset, method, spc)'s values (run by the tuning rules)")
     p.add_argument("--spec", required=True, help="the tuning's spec as JSON (benchmark.tuning.tuning_spec)")
-    p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--eval-batch-size", type=int, default=1024)
-    p.add_argument("--grid", default="")
+    p.add_argument("--device", help="default: the workflow's BENCHMARK_RUN, else auto")
+    p.add_argument("--eval-batch-size", type=int)
+    p.add_argument("--grid")
     p.add_argument("--receipt")
     p.set_defaults(func=_select)
+
+    p = verbs.add_parser("write-config", help="write the workflow's grid config to a file (run by grid_config)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_write_config)
 
     p = verbs.add_parser("export-selection", help="write a tuned grid's selected values as a `selected` file")
     p.add_argument("--config", nargs="+", required=True, help="the tuned grid's config files")
@@ -378,17 +419,18 @@ def main(argv: list[str] | None = None) -> None:
     p = verbs.add_parser("aggregate", help="tables (with statistics) and plots of a grid")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", nargs="+", help="config files, merged over config/config.yaml as --configfile")
-    source.add_argument("--config-json", help="the grid config as JSON (what the workflow passes)")
+    source.add_argument("--config-json", help="the grid config as JSON")
+    source.add_argument("--config-file", help="the grid config as a JSON file (what the workflow passes)")
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--plots", default="results/plots")
     p.set_defaults(func=_aggregate)
 
     p = verbs.add_parser("claim", help="write the grid's claim document from its cells (run by the claim rule)")
-    p.add_argument("--config-json", required=True)
+    _config_source(p)
     p.set_defaults(func=_claim)
 
     p = verbs.add_parser("track", help="mirror a grid's cells, tables and plots in MLflow (run by the track rule)")
-    p.add_argument("--config-json", required=True)
+    _config_source(p)
     p.add_argument("--store", required=True, help="store.json written by tracking-init")
     p.add_argument("--out", required=True, help="the ledger: which run mirrors which cell")
     p.add_argument("--artifacts", nargs="*", default=[], help="files for the grid's parent run")
@@ -420,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = verbs.add_parser("report-config", help="the grid's resolved config as a page of the Snakemake report "
                          "(run by the report_config rule)")
-    p.add_argument("--config-json", required=True, help="the grid config as JSON (what the workflow passes)")
+    _config_source(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_report_config)
 

@@ -1,24 +1,15 @@
 # Tables (with statistics) and plots of the whole grid, from its cells' records: every pack's marker
 # is an input, so the tables are rebuilt whenever a cell is (re)trained. Its params are the config
 # without the settings that cannot change a table (threads, packing, device).
-import hashlib
-
 from benchmark.aggregate import outputs as _aggregate_outputs
 
 AGGREGATE = _aggregate_outputs(config)
-# The table config goes into the commands as a global (so the report does not show it as a job parameter);
-# its hash is the parameter, so that changing it reruns the jobs that read it.
-TABLE_CONFIG = json.dumps(table_config(config), sort_keys=True)
-TABLE_CONFIG_SHA256 = hashlib.sha256(TABLE_CONFIG.encode()).hexdigest()[:16]
-
-
-def aggregate_outputs():
-    return [str(p) for group in AGGREGATE.values() for p in group]
 
 
 rule aggregate:
     input:
         markers=GRID.markers,
+        config=GRID_CONFIG,
         reference=reference_files(),
         code=code_files(["benchmark.aggregate", "benchmark.tables", "benchmark.plots", "benchmark.stats"]),
     output:
@@ -37,23 +28,39 @@ rule aggregate:
     log:
         f"logs/aggregate/{NAME}.log",
     localrule: True
-    params:
-        config_sha256=TABLE_CONFIG_SHA256,
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m benchmark aggregate --config-json {TABLE_CONFIG:q} > {log} 2>&1"
+        "python -m benchmark aggregate --config-file {input.config} > {log} 2>&1"
 
 
 # A grid with a `claim:` block writes its claim document from its cells (benchmark/claims.py).
 rule claim:
     input:
         markers=GRID.markers,
+        config=GRID_CONFIG,
         code=code_files(["benchmark.claims", "benchmark.aggregate", "benchmark.stats"]),
     output:
         config["claim"]["out"] if "claim" in config else "results/claims/none.md",
     log:
         f"logs/claim/{NAME}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m benchmark claim --config-file {input.config} > {log} 2>&1"
+
+
+# The grid's config as a file (see GRID_CONFIG in common.smk).
+rule grid_config:
+    output:
+        GRID_CONFIG,
+    log:
+        f"logs/grids/{NAME}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
     params:
         config_sha256=TABLE_CONFIG_SHA256,
     shell:
-        "{PYTHON} -m benchmark claim --config-json {TABLE_CONFIG:q} > {log} 2>&1"
+        "python -m benchmark write-config --out {output} > {log} 2>&1"

@@ -1,6 +1,8 @@
 # Config validation, the grid's packs, fail-fast checks and the small helpers the rules read.
+import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,21 +26,30 @@ if config["device"].startswith("cuda") and workflow.local_exec and not cuda_pres
     sys.exit(f"config error at 'device': {config['device']!r} but this machine has no NVIDIA GPU; use "
              "device: auto or cpu here, or run on a GPU machine or cluster")
 
-# Every rule runs the package with the interpreter Snakemake itself runs under; DVC's stage commands
-# say `python`, so the data rules put that interpreter's folder first on PATH.
-PYTHON = sys.executable
-PYTHON_BIN = os.path.dirname(sys.executable)
 NAME = config["grid"]
 STORE = f"results/tracking/{NAME}/store.json"
 LEDGER = f"results/tracking/{NAME}.json"
 
-# How jobs run, where that cannot change a result: formatted into the shell commands, not params, so
-# that changing them reruns nothing (benchmark/grid.py keeps them out of the settings key).
-DEVICE = config["device"]
-CELLS_PER_GPU = config["cells_per_gpu"]
-EVAL_BATCH_SIZE = config["eval_batch_size"]
-TRACKING_ARG = f"--tracking {STORE}" if config["tracking"] else ""
 TRAIN_GPUS = 1 if GRID.configurations and GRID.configurations[0].settings["device"] == "cuda" else 0
+# The config the tables, the MLflow mirror, the claim and the report read (without the settings that
+# cannot change them): written by the rule grid_config, rewritten when it changes (its hash is that
+# rule's param), an input of those rules.
+TABLE_CONFIG = json.dumps(table_config(config), sort_keys=True)
+TABLE_CONFIG_SHA256 = hashlib.sha256(TABLE_CONFIG.encode()).hexdigest()[:16]
+GRID_CONFIG = f"results/grids/{NAME}.json"
+# Every job's shell starts with this (a cluster job's Snakemake sets it again on its node):
+# - PATH: `python` (the rules' `python -m benchmark ...`, and DVC's stage commands) is the interpreter
+#   Snakemake runs under, so jobs find this project's environment without activating it; with
+#   `--sdm conda` the rules' conda environment (environment.yml) is activated after this and comes first;
+# - BENCHMARK_RUN: how the train and select jobs run, where that cannot change a result (the device,
+#   cells per GPU, the evaluation batch, the grid and its MLflow store): not params, so that changing
+#   it reruns nothing (benchmark/grid.py keeps it out of the settings key);
+# - BENCHMARK_GRID_CONFIG: what grid_config writes.
+RUN_OPTIONS = json.dumps({"device": config["device"], "cells_per_gpu": config["cells_per_gpu"],
+                          "eval_batch_size": config["eval_batch_size"], "grid": NAME,
+                          "tracking": STORE if config["tracking"] else None})
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:\"$PATH\" "
+             f"BENCHMARK_RUN={shlex.quote(RUN_OPTIONS)} BENCHMARK_GRID_CONFIG={shlex.quote(TABLE_CONFIG)}; ")
 
 for record in remove_stale_markers(GRID):
     print(f"{record} is missing: its pack trains it again", file=sys.stderr)
@@ -52,7 +63,7 @@ def check_tracking_store():
     """Check the store and create the grid's experiment before any job (onstart); stop with one line."""
     if not config["tracking"]:
         return
-    result = subprocess.run([PYTHON, "-m", "benchmark", "tracking-init", "--grid", NAME, "--config-json",
+    result = subprocess.run([sys.executable, "-m", "benchmark", "tracking-init", "--grid", NAME, "--config-json",
                              json.dumps(table_config(config), sort_keys=True), "--out", STORE],
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -86,3 +97,19 @@ def pack_dependencies(wildcards):
 
 def reference_files():
     return [config["reference"]] if "reference" in config else []
+
+
+
+def receipt_inputs(paths):
+    """Prepared folders an upstream stage writes -> the receipts of the rule that prepares them."""
+    return [f"{path}.json" for path in paths]
+
+
+def tuning_inputs(wildcards):
+    """The trials' packs a selection waits for (none with successive halving: its job trains them)."""
+    tuning = GRID.tuning(wildcards)
+    return GRID.trial_markers.get(tuning.selection, [])
+
+
+def aggregate_outputs():
+    return [str(p) for group in AGGREGATE.values() for p in group]

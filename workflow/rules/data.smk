@@ -12,11 +12,6 @@
 from benchmark.data.stages import content_params_json, stage_writing
 
 
-def receipt_inputs(paths):
-    """Prepared folders an upstream stage writes -> the receipts of the rule that prepares them."""
-    return [f"{path}.json" for path in paths]
-
-
 rule prepare_data:
     input:
         lambda w: stage_writing(f"data/prepared/{w.dataset}").code,
@@ -25,6 +20,8 @@ rule prepare_data:
     log:
         "logs/prepare/{dataset}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     wildcard_constraints:
         dataset=r"[a-z0-9_]+",
     params:
@@ -32,8 +29,8 @@ rule prepare_data:
         definition=lambda w: stage_writing(f"data/prepared/{w.dataset}").definition,
         settings=lambda w: content_params_json(w.dataset),
     shell:
-        "PATH={PYTHON_BIN:q}:$PATH {PYTHON} -m dvc --wait-for-lock repro --pull {params.stage} > {log} 2>&1"
-        " && {PYTHON} -m benchmark data-receipt {wildcards.dataset} --data data/prepared/{wildcards.dataset}"
+        "python -m dvc --wait-for-lock repro --pull {params.stage} > {log} 2>&1"
+        " && python -m benchmark data-receipt {wildcards.dataset} --data data/prepared/{wildcards.dataset}"
         " --out {output} >> {log} 2>&1"
 
 
@@ -47,6 +44,8 @@ rule hierarchy:
     log:
         "logs/hierarchies/{hierarchy}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     wildcard_constraints:
         hierarchy=r"[A-Za-z0-9_]+",
     params:
@@ -54,4 +53,4 @@ rule hierarchy:
         definition=lambda w: stage_writing(f"data/hierarchies/{w.hierarchy}.txt").definition,
         settings=lambda w: content_params_json("hierarchies", w.hierarchy),
     shell:
-        "PATH={PYTHON_BIN:q}:$PATH {PYTHON} -m dvc --wait-for-lock repro --pull {params.stage} > {log} 2>&1"
+        "python -m dvc --wait-for-lock repro --pull {params.stage} > {log} 2>&1"

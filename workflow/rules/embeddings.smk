@@ -15,10 +15,12 @@ rule class_embeddings:
     log:
         "logs/embeddings/{dataset}/{hierarchy}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     wildcard_constraints:
         hierarchy=r"[A-Za-z0-9_]+",
     params:
         class_ids=lambda w: config["dataset_settings"][w.dataset]["class_ids"],
     shell:
-        "{PYTHON} -m benchmark embed --hierarchy {input.hierarchy} --data data/prepared/{wildcards.dataset}"
+        "python -m benchmark embed --hierarchy {input.hierarchy} --data data/prepared/{wildcards.dataset}"
         " --class-ids {params.class_ids} --out {output.embeddings} > {log} 2>&1"

@@ -6,13 +6,14 @@ REPORT_CONFIG = f"results/report/{NAME}_config.html"
 
 rule report_config:
     input:
+        config=GRID_CONFIG,
         code=code_files(["benchmark.report"]),
     output:
         report(REPORT_CONFIG, caption="../report/config.rst", category="Configuration"),
     log:
         f"logs/report/{NAME}_config.log",
     localrule: True
-    params:
-        config_sha256=TABLE_CONFIG_SHA256,  # the config itself is the global TABLE_CONFIG (aggregate.smk)
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m benchmark report-config --config-json {TABLE_CONFIG:q} --out {output} > {log} 2>&1"
+        "python -m benchmark report-config --config-file {input.config} --out {output} > {log} 2>&1"

@@ -8,6 +8,7 @@
 rule track:
     input:
         markers=GRID.markers,
+        config=GRID_CONFIG,
         artifacts=aggregate_outputs(),
     output:
         LEDGER,
@@ -16,7 +17,9 @@ rule track:
     localrule: True
     params:
         uri=tracking_uri(),
-        config_sha256=TABLE_CONFIG_SHA256,
+        store=STORE,
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m benchmark track --config-json {TABLE_CONFIG:q} --store {STORE} --out {output}"
+        "python -m benchmark track --config-file {input.config} --store {params.store} --out {output}"
         " --artifacts {input.artifacts} > {log} 2>&1"

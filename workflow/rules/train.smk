@@ -26,8 +26,10 @@ rule train:
     threads: config["threads"]
     resources:
         gpu=TRAIN_GPUS,
+    conda:
+        "../../environment.yml"
     shell:
-        # stdout: one line per finished cell (the console); per-epoch lines: each cell's cell.log
-        "{PYTHON} -m benchmark train --pack {params.spec:q} --marker {output} --device {DEVICE}"
-        " --threads {threads} --eval-batch-size {EVAL_BATCH_SIZE} --cells-per-gpu {CELLS_PER_GPU}"
-        " --grid {NAME} {TRACKING_ARG} --receipt {input.data} 2> {log}"
+        # stdout: one line per finished cell (the console); per-epoch lines: each cell's cell.log;
+        # how it runs (device, cells per GPU, ...): BENCHMARK_RUN (common.smk)
+        "python -m benchmark train --pack {params.spec:q} --marker {output} --threads {threads}"
+        " --receipt {input.data} 2> {log}"

@@ -6,11 +6,6 @@
 from benchmark.tuning import tuning_spec
 
 
-def tuning_inputs(wildcards):
-    tuning = GRID.tuning(wildcards)
-    return GRID.trial_markers.get(tuning.selection, [])
-
-
 rule select:
     input:
         data="data/prepared/{dataset}.json",
@@ -32,6 +27,7 @@ rule select:
     threads: config["threads"]
     resources:
         gpu=TRAIN_GPUS if config.get("tune", {}).get("strategy") == "halving" else 0,
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m benchmark select --spec {params.spec:q} --device {DEVICE} --threads {threads}"
-        " --eval-batch-size {EVAL_BATCH_SIZE} --grid {NAME} --receipt {input.data} 2> {log}"
+        "python -m benchmark select --spec {params.spec:q} --threads {threads} --receipt {input.data} 2> {log}"
