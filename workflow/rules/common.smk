@@ -48,8 +48,9 @@ GRID_CONFIG = f"results/grids/{NAME}.json"
 RUN_OPTIONS = json.dumps({"device": config["device"], "cells_per_gpu": config["cells_per_gpu"],
                           "eval_batch_size": config["eval_batch_size"], "grid": NAME,
                           "tracking": STORE if config["tracking"] else None})
-shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:\"$PATH\" "
-             f"BENCHMARK_RUN={shlex.quote(RUN_OPTIONS)} BENCHMARK_GRID_CONFIG={shlex.quote(TABLE_CONFIG)}; ")
+PREFIX = (f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:\"$PATH\" "
+          f"BENCHMARK_RUN={shlex.quote(RUN_OPTIONS)} BENCHMARK_GRID_CONFIG={shlex.quote(TABLE_CONFIG)}; ")
+shell.prefix(PREFIX.replace("{", "{{").replace("}", "}}"))  # Snakemake formats the prefix as it does commands
 
 for record in remove_stale_markers(GRID):
     print(f"{record} is missing: its pack trains it again", file=sys.stderr)
