@@ -9,7 +9,9 @@ as benchmark/train/loop.py's train_step: the objective, backward, gradient clipp
 Setups: digits (small_cnn, 1 x 8 x 8, 10 classes, batch 64) and cifar (cifar_resnet110_wide, 3 x 32 x 32,
 100 classes, a small batch; harmonic = its harmonic variant). The methods take turns for --rounds rounds
 after two warm-up steps each; each step is timed on its own and the fastest counts (the machine may be
-shared). Printed: ms per step and the ratio to softmax_ce of the same setup.
+shared). Printed: ms per step and the ratio to softmax_ce of the same setup, and beside them the FLOPs
+of one step as torch.utils.flop_counter counts them (matmuls and convolutions, forward and backward,
+the double backward of grad_l2 included; not OLE's SVDs): a cost ratio that no other load can move.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.config import validate
 from benchmark.grid import cell_settings
@@ -77,6 +80,28 @@ def fastest_step(step, seconds: float, device: torch.device) -> float:
     return best
 
 
+class _Global:
+    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks refuse autograd.grad
+    (grad_l2's double backward); everything is counted under "Global" only (torch 2.14's attribute names)."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> _Global:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def step_flops(step) -> int:
+    """FLOPs of one step (matmuls and convolutions, as torch's flop counter knows them)."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _Global()
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setups", nargs="+", choices=sorted(SETUPS), default=["digits", "cifar"])
@@ -90,22 +115,25 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, fp32, fastest step of {args.rounds} rounds "
           f"of {args.seconds / args.rounds:.2f} s per method\n")
-    print("| setup | method | ms / step | vs softmax_ce |\n|---|---|---:|---:|")
+    print("| setup | method | ms / step | vs softmax_ce | GFLOP / step | vs softmax_ce |")
+    print("|---|---|---:|---:|---:|---:|")
     for name in args.setups:
         dataset, model, shape, classes = SETUPS[name]
         batch = 64 if name == "digits" else args.cifar_batch
         steps = {m: stepper(settings_for(dataset, model, m, args.device), shape, classes, batch, device)
                  for m in METHODS}
-        for step in steps.values():  # warm-up
+        flops = {}
+        for method, step in steps.items():  # warm-up, then the counted step
             step()
-            step()
+            flops[method] = step_flops(step)
         best = dict.fromkeys(steps, float("inf"))
         for _ in range(args.rounds):
             for method, step in steps.items():
                 best[method] = min(best[method], fastest_step(step, args.seconds / args.rounds, device))
         label = f"{name} ({model}, batch {batch})"
         for method, value in best.items():
-            print(f"| {label} | {method} | {1000 * value:.1f} | {value / best['softmax_ce']:.2f}x |", flush=True)
+            print(f"| {label} | {method} | {1000 * value:.1f} | {value / best['softmax_ce']:.2f}x "
+                  f"| {flops[method] / 1e9:.3f} | {flops[method] / flops['softmax_ce']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
