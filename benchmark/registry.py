@@ -29,6 +29,18 @@ METHODS: dict[str, str] = {
     "cb_focal": "benchmark.losses.class_balanced:ClassBalancedFocal",
     "cb_sigmoid": "benchmark.losses.class_balanced:ClassBalancedSigmoid",
     "cb_sigmoid_focal": "benchmark.losses.class_balanced:ClassBalancedSigmoidFocal",
+    # Normalised and margin softmax losses (own their class weights; the model outputs embed_dim features).
+    "l2_softmax": "benchmark.losses.normalized:L2ConstrainedSoftmax",
+    "normface": "benchmark.losses.normalized:NormFace",
+    "cosface": "benchmark.losses.normalized:CosFace",
+    "arcface": "benchmark.losses.normalized:ArcFace",
+    "sphereface": "benchmark.losses.sphereface:SphereFace",
+    "lsoftmax": "benchmark.losses.sphereface:LSoftmax",
+    # The small-data methods of the GEM and DEIC benchmarks.
+    "tvmf": "benchmark.losses.tvmf:TVMFLoss",
+    "ole": "benchmark.losses.ole:OLELoss",
+    "grad_l2": "benchmark.methods.grad_l2:GradL2",
+    "harmonic": "benchmark.methods.harmonic:Harmonic",  # CE on the dataset's model, harmonized
 }
 
 # Methods whose class embeddings phi(y) come from a class hierarchy (Barz & Denzler 2020, Sec. 3.3)
@@ -40,6 +52,9 @@ MODELS: dict[str, str] = {  # constructor(in_channels, output_dim); never pre-tr
     "small_cnn": "benchmark.models.small_cnn:SmallCNN",
     "resnet50": "benchmark.models.resnet:resnet50",
     "cifar_resnet110_wide": "benchmark.models.resnet:cifar_resnet110_wide",
+    "harmonic_small_cnn": "benchmark.models.harmonic:harmonic_small_cnn",
+    "harmonic_resnet50": "benchmark.models.harmonic:harmonic_resnet50",
+    "harmonic_cifar_resnet110_wide": "benchmark.models.harmonic:harmonic_cifar_resnet110_wide",
 }
 
 DATASETS: dict[str, str] = {  # module with FACTS and build(settings); see benchmark/data/

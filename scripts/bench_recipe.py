@@ -68,7 +68,7 @@ def batched(images: torch.Tensor, labels: torch.Tensor, batch_size: int, mix: st
     def step() -> int:
         start = next(batches)
         x = trivial_augment_wide(images[start:start + batch_size], generator).float()
-        x = random_erasing(x, generator, p=0.5)
+        x = random_erasing(x, generator, 0.5, ERASE_AREA, ERASE_ASPECT)
         y = labels[start:start + batch_size]
         mixup(x, y, generator) if mix == "mixup" else cutmix(x, y, generator, p=1.0)
         return batch_size

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.losses.grad_l2 import DEFAULT_WEIGHT, grad_l2_objective, input_gradient_penalty
+from benchmark.losses.grad_l2 import grad_l2_objective, input_gradient_penalty
 
 A = [[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]]
 X = [[0.0, 0.0], [1.0, 0.0]]
@@ -50,7 +50,6 @@ def test_penalty_matches_hand_computation():
     assert got.item() == pytest.approx(_hand_penalty(0.5), rel=1e-5)  # 0.5 * 4.348727 / 2 = 1.087181
     # Mean-reduced CE (a realistic slip) would give gradients 1/B as large and P / B^2.
     assert abs(got.item() / 4 - _hand_penalty(0.5)) > 0.5
-    assert DEFAULT_WEIGHT == 0.01
     assert not x.requires_grad  # the caller's batch is left alone
 
 

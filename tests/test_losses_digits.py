@@ -19,14 +19,11 @@ from functools import cache
 
 import pytest
 import torch
+from fixtures.methods import make_loss
 from torch import nn
 
 from benchmark.losses.grad_l2 import grad_l2_objective
-from benchmark.losses.normalized import ArcFace, CosFace, L2ConstrainedSoftmax, NormFace
-from benchmark.losses.ole import OLELoss
 from benchmark.losses.softmax import SoftmaxCrossEntropy
-from benchmark.losses.sphereface import LSoftmax, SphereFace
-from benchmark.losses.tvmf import TVMFLoss
 from benchmark.optim import SGD
 
 C, D = 10, 32
@@ -51,18 +48,18 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 # name -> (loss factory, extra options); the factories keep each loss's own defaults except where noted.
 SPECS: dict[str, tuple[Callable[[], nn.Module], dict]] = {
-    "l2_softmax": (lambda: L2ConstrainedSoftmax(C, D), {}),  # alpha_low(10) = 4.28
-    "normface": (lambda: NormFace(C, D), {}),
-    "cosface": (lambda: CosFace(C, D), {}),  # s = 64, m = 0.35 (paper)
-    "arcface": (lambda: ArcFace(C, D), {}),  # s = 64, m = 0.5 (insightface)
+    "l2_softmax": (lambda: make_loss("l2_softmax", C, D), {}),  # alpha_low(10) = 4.28
+    "normface": (lambda: make_loss("normface", C, D), {}),
+    "cosface": (lambda: make_loss("cosface", C, D), {}),  # s = 64, m = 0.35 (paper)
+    "arcface": (lambda: make_loss("arcface", C, D), {}),  # s = 64, m = 0.5 (insightface)
     # The official schedule would keep lambda near 27 for these 200 steps (almost plain softmax);
     # gamma = 1 brings lambda to its floor 5 at step 199, so the full A-Softmax margin is trained.
-    "sphereface": (lambda: SphereFace(C, D, gamma=1.0), {}),
+    "sphereface": (lambda: make_loss("sphereface", C, D, gamma=1.0), {}),
     # lambda -> 0 (full margin m = 2) within 200 steps; stable only with BatchNorm on the features,
     # as in the official CIFAR net (without it the feature norm grows until the loss overflows).
-    "lsoftmax": (lambda: LSoftmax(C, D, gamma=0.005), {"feature_bn": True}),
-    "tvmf": (lambda: TVMFLoss(C, D), {}),  # kappa = 16
-    "ole": (lambda: OLELoss(C, C), {}),
+    "lsoftmax": (lambda: make_loss("lsoftmax", C, D, gamma=0.005), {"feature_bn": True}),
+    "tvmf": (lambda: make_loss("tvmf", C, D), {}),  # kappa = 16
+    "ole": (lambda: make_loss("ole", C, C), {}),
     "grad_l2": (lambda: SoftmaxCrossEntropy(C, C), {"grad_l2": 0.01}),
 }
 

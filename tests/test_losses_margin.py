@@ -15,10 +15,11 @@ import math
 
 import pytest
 import torch
+from fixtures.methods import make_loss
 
-from benchmark.losses.normalized import DEFAULT_EMBED_DIM, ArcFace, CosFace, L2ConstrainedSoftmax, NormFace, alpha_low
-from benchmark.losses.sphereface import LargeMarginSoftmax, LSoftmax, SphereFace, annealing_lambda, chebyshev, psi
-from benchmark.losses.tvmf import TVMFLoss, tvmf_similarity
+from benchmark.losses.normalized import alpha_low
+from benchmark.losses.sphereface import LargeMarginSoftmax, annealing_lambda, chebyshev, psi
+from benchmark.losses.tvmf import tvmf_similarity
 
 R2 = math.sqrt(2.0)
 WEIGHT = [[2.0, 0.0], [0.0, 0.5], [-3.0, 3.0]]
@@ -48,16 +49,16 @@ def _x() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_alpha_low_matches_formula_and_reference_figures():
     # log(0.9 * 8 / 0.1) = log 72; log(0.9 * 98 / 0.1) = log 882; log(0.9 * 198 / 0.1) = log 1782
-    assert alpha_low(10) == pytest.approx(math.log(72.0)) == pytest.approx(4.2767, abs=1e-4)
-    assert alpha_low(100) == pytest.approx(6.7822, abs=1e-4)
-    assert alpha_low(200) == pytest.approx(7.4855, abs=1e-4)
+    assert alpha_low(10, 0.9) == pytest.approx(math.log(72.0)) == pytest.approx(4.2767, abs=1e-4)
+    assert alpha_low(100, 0.9) == pytest.approx(6.7822, abs=1e-4)
+    assert alpha_low(200, 0.9) == pytest.approx(7.4855, abs=1e-4)
     assert alpha_low(10, p=0.5) == pytest.approx(math.log(8.0))
     with pytest.raises(ValueError, match="3 classes"):
-        alpha_low(2)
+        alpha_low(2, 0.9)
 
 
 def test_l2_softmax_matches_hand_computation():
-    loss = L2ConstrainedSoftmax(num_classes=3, embed_dim=2, alpha=2.0)
+    loss = make_loss("l2_softmax", 3, 2, alpha=2.0)
     w = [[1.0, -1.0], [0.5, 2.0], [0.0, 1.0]]
     b = [0.1, -0.2, 0.3]
     with torch.no_grad():
@@ -75,18 +76,17 @@ def test_l2_softmax_matches_hand_computation():
 
 
 def test_l2_softmax_default_alpha_and_ordinary_parameters():
-    loss = L2ConstrainedSoftmax(num_classes=10, embed_dim=16)
+    loss = make_loss("l2_softmax", 10, 16)
     assert loss.alpha == pytest.approx(math.log(72.0))
-    assert L2ConstrainedSoftmax(num_classes=10, embed_dim=16, alpha=16).alpha == 16.0
+    assert make_loss("l2_softmax", 10, 16, alpha=16).alpha == 16.0
     groups = loss.parameter_groups()
     assert len(groups) == 1 and "weight_decay" not in groups[0]  # W and b take the optimiser's decay
-    assert L2ConstrainedSoftmax.output_dim(10) == DEFAULT_EMBED_DIM
 
 
 # --------------------------------------------------------------------------- NormFace
 
 def test_normface_matches_hand_computation():
-    loss = _with_weight(NormFace(num_classes=3, embed_dim=2))
+    loss = _with_weight(make_loss("normface", 3, 2))
     x, y = _x()
     assert loss.scale.item() == 10.0 and loss.scale.requires_grad
     # Sample 0: z = 10 cos = (6, 8, 1.41421), y = 1: log(403.4288 + 2980.9580 + 4.1133) - 8 = 0.128143
@@ -97,7 +97,7 @@ def test_normface_matches_hand_computation():
 
 
 def test_normface_scale_is_learned_and_kept_above_floor():
-    loss = _with_weight(NormFace(num_classes=3, embed_dim=2))
+    loss = _with_weight(make_loss("normface", 3, 2))
     x, y = _x()
     loss(x, y).backward()
     # dL/ds = mean_i sum_j (p_ij - [j = y_i]) cos_ij: the scale gets a gradient.
@@ -107,13 +107,13 @@ def test_normface_scale_is_learned_and_kept_above_floor():
     value = loss(x, y).item()
     assert loss.scale.item() == pytest.approx(0.01)
     assert value == pytest.approx(_ce([[0.01 * c for c in row] for row in COS], TARGET), rel=1e-6)
-    fixed = NormFace(num_classes=3, embed_dim=2, scale=5.0, learn_scale=False)
+    fixed = make_loss("normface", 3, 2, scale=5.0, learn_scale=False)
     assert [n for n, _ in fixed.named_parameters()] == ["weight"]
     assert fixed.scale.item() == 5.0
 
 
 def test_normface_keeps_class_weights_out_of_weight_decay():
-    loss = NormFace(num_classes=3, embed_dim=2)
+    loss = make_loss("normface", 3, 2)
     groups = loss.parameter_groups()
     assert groups[0]["params"] == [loss.weight] and groups[0]["weight_decay"] == 0.0
     assert groups[1]["params"] == [loss.scale] and "weight_decay" not in groups[1]  # official: default decay
@@ -123,7 +123,7 @@ def test_normface_keeps_class_weights_out_of_weight_decay():
 
 def test_cosface_matches_hand_computation():
     s, m = 4.0, 0.35
-    loss = _with_weight(CosFace(num_classes=3, embed_dim=2, scale=s, margin=m))
+    loss = _with_weight(make_loss("cosface", 3, 2, scale=s, margin=m))
     x, y = _x()
     # Sample 0, y = 1: z = 4 (0.6, 0.8 - 0.35, 0.141421) = (2.4, 1.8, 0.565685)
     rows = [[s * (c - m if j == t else c) for j, c in enumerate(row)] for row, t in zip(COS, TARGET, strict=True)]
@@ -138,11 +138,11 @@ def test_cosface_matches_hand_computation():
 
 
 def test_cosface_defaults_are_the_papers():
-    loss = CosFace(num_classes=10, embed_dim=8)
+    loss = make_loss("cosface", 10, 8)
     assert (loss.scale, loss.margin, loss.class_weight_decay) == (64.0, 0.35, None)
     groups = loss.parameter_groups()
     assert groups == [{"params": [loss.weight]}]
-    zero = CosFace(num_classes=10, embed_dim=8, class_weight_decay=0.0).parameter_groups()
+    zero = make_loss("cosface", 10, 8, class_weight_decay=0.0).parameter_groups()
     assert zero[0]["weight_decay"] == 0.0
 
 
@@ -158,7 +158,7 @@ def _arc_target(c: float, m: float, easy: bool = False) -> float:
 
 def test_arcface_matches_hand_computation_with_threshold_branch():
     s, m = 4.0, 0.5
-    loss = _with_weight(ArcFace(num_classes=3, embed_dim=2, scale=s, margin=m))
+    loss = _with_weight(make_loss("arcface", 3, 2, scale=s, margin=m))
     x, y = _x()
     # Sample 0, y = 1: theta = acos 0.8 = 0.643501, cos(1.143501) = 0.8 cos 0.5 - 0.6 sin 0.5 = 0.414411.
     assert _arc_target(0.8, m) == pytest.approx(0.414411, abs=1e-6)
@@ -174,7 +174,7 @@ def test_arcface_matches_hand_computation_with_threshold_branch():
 
 def test_arcface_target_logit_by_angle_on_both_branches():
     m = 0.5
-    loss = ArcFace(num_classes=3, embed_dim=2, margin=m)
+    loss = make_loss("arcface", 3, 2, margin=m)
     # th = cos(pi - 0.5) = -0.877583. 170 degrees: cos = -0.984808 < th -> -0.984808 - 0.239713 = -1.224521.
     angles = [0.0, 0.3, 1.0, 2.0, math.pi - m - 0.01, math.pi - m + 0.01, math.radians(170), math.pi]
     cos = torch.tensor([math.cos(a) for a in angles], dtype=torch.float32)
@@ -189,14 +189,14 @@ def test_arcface_target_logit_by_angle_on_both_branches():
 
 def test_arcface_easy_margin():
     m = 0.5
-    loss = ArcFace(num_classes=3, embed_dim=2, margin=m, easy_margin=True)
+    loss = make_loss("arcface", 3, 2, margin=m, easy_margin=True)
     cos = torch.tensor([0.8, 0.0, -0.5, -1.0])
     # cos > 0: cos(acos 0.8 + 0.5) = 0.414411; otherwise cos theta unchanged.
     assert loss.target_logit(cos).tolist() == pytest.approx([0.414411, 0.0, -0.5, -1.0], abs=1e-5)
 
 
 def test_arcface_defaults_are_insightfaces():
-    loss = ArcFace(num_classes=10, embed_dim=8)
+    loss = make_loss("arcface", 10, 8)
     assert (loss.scale, loss.margin, loss.easy_margin, loss.class_weight_decay) == (64.0, 0.5, False, None)
 
 
@@ -209,14 +209,14 @@ def _parallel_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("make", [
-    lambda: NormFace(num_classes=3, embed_dim=2),
-    lambda: CosFace(num_classes=3, embed_dim=2),
-    lambda: ArcFace(num_classes=3, embed_dim=2),
-    lambda: ArcFace(num_classes=3, embed_dim=2, easy_margin=True),
-    lambda: TVMFLoss(num_classes=3, embed_dim=2),
-    lambda: SphereFace(num_classes=3, embed_dim=2, lambda_min=0.0, base=0.0),
-    lambda: LSoftmax(num_classes=3, embed_dim=2, lambda_min=0.0, base=0.0),
-    lambda: L2ConstrainedSoftmax(num_classes=3, embed_dim=2),
+    lambda: make_loss("normface", 3, 2),
+    lambda: make_loss("cosface", 3, 2),
+    lambda: make_loss("arcface", 3, 2),
+    lambda: make_loss("arcface", 3, 2, easy_margin=True),
+    lambda: make_loss("tvmf", 3, 2),
+    lambda: make_loss("sphereface", 3, 2, lambda_min=0.0, base=0.0),
+    lambda: make_loss("lsoftmax", 3, 2, lambda_min=0.0, base=0.0),
+    lambda: make_loss("l2_softmax", 3, 2),
 ], ids=["normface", "cosface", "arcface", "arcface_easy", "tvmf", "sphereface", "lsoftmax", "l2_softmax"])
 def test_gradients_finite_at_unit_cosine(make):
     loss = make()
@@ -244,7 +244,7 @@ def test_tvmf_similarity_by_hand():
 
 
 def test_tvmf_loss_matches_hand_computation():
-    loss = _with_weight(TVMFLoss(num_classes=3, embed_dim=2))
+    loss = _with_weight(make_loss("tvmf", 3, 2))
     assert loss.kappa.item() == 16.0 and not loss.kappa.requires_grad
     s = 1.0 + math.log(2.0)  # 1 + softplus(0) = 1.693147
     assert loss.scale().item() == pytest.approx(s)
@@ -255,26 +255,26 @@ def test_tvmf_loss_matches_hand_computation():
 
 
 def test_tvmf_at_kappa_zero_is_scaled_cosine_softmax():
-    loss = _with_weight(TVMFLoss(num_classes=3, embed_dim=2, kappa=0.0))
+    loss = _with_weight(make_loss("tvmf", 3, 2, kappa=0.0))
     with torch.no_grad():
         loss.scale_raw.fill_(1.0)  # s = 1 + log(1 + e) = 2.313262
     s = 1.0 + math.log1p(math.e)
     x, y = _x()
     assert loss(x, y).item() == pytest.approx(_ce([[s * c for c in row] for row in COS], TARGET), rel=1e-6)
     # ... which is NormFace with that (fixed) scale.
-    normface = _with_weight(NormFace(num_classes=3, embed_dim=2, scale=s, learn_scale=False))
+    normface = _with_weight(make_loss("normface", 3, 2, scale=s, learn_scale=False))
     assert loss(x, y).item() == pytest.approx(normface(x, y).item(), rel=1e-6)
 
 
 def test_tvmf_scale_learned_and_parameter_groups():
-    loss = _with_weight(TVMFLoss(num_classes=3, embed_dim=2))
+    loss = _with_weight(make_loss("tvmf", 3, 2))
     x, y = _x()
     loss(x, y).backward()
     assert loss.scale_raw.grad is not None and loss.scale_raw.grad.abs().item() > 0
     groups = loss.parameter_groups()
     assert groups == [{"params": [loss.weight]}, {"params": [loss.scale_raw]}]  # official: one decay for all
     with pytest.raises(ValueError, match="kappa"):
-        TVMFLoss(num_classes=3, embed_dim=2, kappa=-0.5)
+        make_loss("tvmf", 3, 2, kappa=-0.5)
 
 
 # --------------------------------------------------------------------------- SphereFace / L-Softmax
@@ -364,7 +364,7 @@ def test_large_lambda_is_plain_softmax():
 
 
 def test_iteration_counter_advances_in_training_only():
-    loss = SphereFace(num_classes=3, embed_dim=2)
+    loss = make_loss("sphereface", 3, 2)
     x, y = _x()
     assert loss.current_lambda().item() == 1000.0
     for _ in range(10):
@@ -375,7 +375,7 @@ def test_iteration_counter_advances_in_training_only():
     loss(x, y)
     assert int(loss.iteration) == 10
     # The counter is state: it travels with the loss's state_dict (checkpoints resume the schedule).
-    fresh = SphereFace(num_classes=3, embed_dim=2)
+    fresh = make_loss("sphereface", 3, 2)
     fresh.load_state_dict(loss.state_dict())
     assert int(fresh.iteration) == 10
 
@@ -392,25 +392,25 @@ def test_first_forward_uses_lambda_at_iteration_zero():
 
 
 def test_sphereface_and_lsoftmax_defaults():
-    sphere = SphereFace(num_classes=3, embed_dim=2)
+    sphere = make_loss("sphereface", 3, 2)
     assert sphere.margin == 4 and sphere.normalize_weights
     assert sphere.schedule == {"base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0}
-    lsoft = LSoftmax(num_classes=3, embed_dim=2)
+    lsoft = make_loss("lsoftmax", 3, 2)
     assert lsoft.margin == 2 and not lsoft.normalize_weights
     assert lsoft.schedule == {"base": 1000.0, "gamma": 2e-5, "power": 45.0, "lambda_min": 0.0}
     with pytest.raises(ValueError, match="integer"):
-        SphereFace(num_classes=3, embed_dim=2, margin=1.5)
+        make_loss("sphereface", 3, 2, margin=1.5)
 
 
 # --------------------------------------------------------------------------- precision under autocast
 
 @pytest.mark.parametrize("make", [
-    lambda: ArcFace(num_classes=3, embed_dim=2),
-    lambda: CosFace(num_classes=3, embed_dim=2),
-    lambda: NormFace(num_classes=3, embed_dim=2),
-    lambda: TVMFLoss(num_classes=3, embed_dim=2),
-    lambda: SphereFace(num_classes=3, embed_dim=2, base=0.0, lambda_min=0.0),
-    lambda: L2ConstrainedSoftmax(num_classes=3, embed_dim=2),
+    lambda: make_loss("arcface", 3, 2),
+    lambda: make_loss("cosface", 3, 2),
+    lambda: make_loss("normface", 3, 2),
+    lambda: make_loss("tvmf", 3, 2),
+    lambda: make_loss("sphereface", 3, 2, base=0.0, lambda_min=0.0),
+    lambda: make_loss("l2_softmax", 3, 2),
 ], ids=["arcface", "cosface", "normface", "tvmf", "sphereface", "l2_softmax"])
 def test_losses_compute_in_float32_under_bf16_autocast(make):
     """The trainer runs the loss inside bf16 autocast; the cosines and logits must stay float32 there."""

@@ -16,8 +16,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures.methods import make_loss
 
-from benchmark.losses.ole import OLELoss, nuclear_norm, ole_penalty
+from benchmark.losses.ole import nuclear_norm, ole_penalty
 
 X = [[3.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 4.0, 0.0], [2.0, 0.0, 0.0]]
 Y = [0, 1, 0, 1]
@@ -48,23 +49,23 @@ def test_nuclear_norm_by_hand():
 
 def test_ole_penalty_by_hand_and_label_alignment():
     x, y = _batch()
-    assert ole_penalty(x, y).item() == pytest.approx(PENALTY, rel=1e-5)
+    assert ole_penalty(x, y, 1.0).item() == pytest.approx(PENALTY, rel=1e-5)
     # Labels matter: pairing rows (0, 3) and (1, 2) instead gives blocks (3, 0, 0), (2, 0, 0) -> sqrt(13) and
     # (1, 0, 0), (0, 4, 0) -> 1 + 4 = 5: 3.605551 + 5 - 7.741657 = 0.863894.
     swapped = torch.tensor([0, 1, 1, 0])
-    assert ole_penalty(x, swapped).item() == pytest.approx(0.863894, abs=1e-5)
-    assert abs(ole_penalty(x, swapped).item() - PENALTY) > 0.5
+    assert ole_penalty(x, swapped, 1.0).item() == pytest.approx(0.863894, abs=1e-5)
+    assert abs(ole_penalty(x, swapped, 1.0).item() - PENALTY) > 0.5
 
 
 def test_ole_penalty_delta_floor():
     x, y = _batch()
     # delta = 3: class 1's sqrt(5) = 2.236 is under it and counts as 3: 7 + 3 - 7.741657 = 2.258343.
-    assert ole_penalty(x, y, delta=3.0).item() == pytest.approx(10.0 - 7.741657, rel=1e-5)
+    assert ole_penalty(x, y, 3.0).item() == pytest.approx(10.0 - 7.741657, rel=1e-5)
 
 
 def test_ole_subgradient_by_hand():
     x, y = _batch(requires_grad=True)
-    ole_penalty(x, y).backward()
+    ole_penalty(x, y, 1.0).backward()
     # d||X_0||_* = U V^T = rows (1, 0, 0), (0, 1, 0) on rows 0, 2; d||X_1||_* = (1, 2)/sqrt5 (1, 0, 0) on rows 1, 3;
     # d||X||_* = (a / sqrt14, b / 4) as columns with a = (3, 1, 0, 2), b = (0, 0, 4, 0).
     r5, r14 = math.sqrt(5.0), math.sqrt(14.0)
@@ -74,7 +75,7 @@ def test_ole_subgradient_by_hand():
 
 def test_ole_subgradient_of_class_under_delta_is_zero():
     x, y = _batch(requires_grad=True)
-    ole_penalty(x, y, delta=3.0).backward()
+    ole_penalty(x, y, 3.0).backward()
     r14 = math.sqrt(14.0)
     # Only the whole-batch term acts on class 1's rows.
     np.testing.assert_allclose(x.grad[[1, 3]].numpy(), [[-1 / r14, 0, 0], [-2 / r14, 0, 0]], atol=1e-6)
@@ -85,7 +86,7 @@ def test_ole_gradient_matches_finite_differences():
     x = torch.randn(9, 5, generator=gen, dtype=torch.float64) * 2
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
     leaf = x.clone().float().requires_grad_(True)
-    ole_penalty(leaf, y).backward()
+    ole_penalty(leaf, y, 1.0).backward()
     xn, yn, h = x.numpy(), y.numpy(), 1e-5
     numeric = np.zeros_like(xn)
     for i in range(xn.shape[0]):
@@ -102,7 +103,7 @@ def test_subgradient_drops_zero_singular_values():
     x = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 5.0]],
                      requires_grad=True)
     y = torch.tensor([0, 0, 1, 1, 2])
-    value = ole_penalty(x, y)
+    value = ole_penalty(x, y, 1.0)
     value.backward()
     # Blocks: class 0: U_r V_r^T = (1, 1)/sqrt2 (1, 1, 0)/sqrt2 -> rows (0.5, 0.5, 0); class 1: (0, 1, 0) on row 3
     # only; class 2: (0, 0, 1). Whole batch: X has full column rank, so U V^T = X (X^T X)^(-1/2).
@@ -125,12 +126,12 @@ def test_ole_loss_combines_ce_and_weighted_penalty():
     logits = torch.tensor([[2.0, 0.0], [0.5, 1.0], [1.0, -1.0], [0.0, 0.0]])
     # CE by hand: rows -> log(1 + e^-2), log(1 + e^-0.5), log(1 + e^-2), log 2; mean over 4.
     ce = (2 * math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-0.5)) + math.log(2.0)) / 4
-    loss = OLELoss(num_classes=2, embed_dim=2)
+    loss = make_loss("ole", 2, 2)
     assert loss.uses_features is True
     assert loss.ole_weight == 0.25 and loss.delta == 1.0
     assert loss(logits, y, x).item() == pytest.approx(ce + 0.25 / 4 * PENALTY, rel=1e-5)
     # The tuned weight is used (GEM's pipeline always ran with 0.25).
-    heavy = OLELoss(num_classes=2, embed_dim=2, ole_weight=2.0)
+    heavy = make_loss("ole", 2, 2, ole_weight=2.0)
     assert heavy(logits, y, x).item() == pytest.approx(ce + 2.0 / 4 * PENALTY, rel=1e-5)
     assert torch.equal(loss.scores(logits), logits)
     assert loss.parameter_groups() == []
@@ -138,7 +139,7 @@ def test_ole_loss_combines_ce_and_weighted_penalty():
 
 def test_ole_runs_in_float32_under_bf16_input():
     x, y = _batch()
-    value = ole_penalty(x.to(torch.bfloat16), y)
+    value = ole_penalty(x.to(torch.bfloat16), y, 1.0)
     assert value.dtype == torch.float32
     assert value.item() == pytest.approx(PENALTY, rel=1e-2)  # the inputs here are exact in bf16
 

@@ -4,7 +4,7 @@ github albietz/kernel_reg, reg.py LossAvgGradL2; GEM gem/pipelines/kernelregular
 
 Not a loss on network outputs: it needs the network itself, to differentiate the cross-entropy with respect
 to the input batch and then backpropagate through that gradient (double backprop, 2-3x the compute of a
-plain step). The trainer wraps it as a training method.
+plain step). benchmark/methods/grad_l2.py makes it a training method (weight lambda: the schema).
 """
 
 from __future__ import annotations
@@ -16,8 +16,16 @@ import torch.nn.functional as F
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
-# GEM gem/pipelines/kernelregular.py: gradl2_weight = 0.01 (the Bietti README's example uses 0.1).
-DEFAULT_WEIGHT = 0.01
+
+def gradient_penalty(loss_sum: torch.Tensor, leaf: torch.Tensor, weight: float) -> torch.Tensor:
+    """lambda (1/B) sum_i ||d loss_sum / d x_i||^2 for a loss summed over the batch computed from the leaf x.
+
+    The sum, not the mean: its gradient w.r.t. x_i is that of sample i's own loss, l(f(x_i), y_i). The
+    gradient keeps its graph (create_graph), so the result backpropagates to the parameters (double backprop).
+    """
+    (grad,) = torch.autograd.grad(loss_sum, leaf, create_graph=True)
+    dtype = torch.promote_types(loss_sum.dtype, torch.float32)
+    return weight * grad.to(dtype).pow(2).sum() / leaf.shape[0]
 
 
 def _penalty_from_logits(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -26,13 +34,10 @@ def _penalty_from_logits(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     # At least float32 (bf16 logits under autocast), float64 kept as it is.
     dtype = torch.promote_types(logits.dtype, torch.float32)
     ce_sum = F.cross_entropy(logits.to(dtype), y, reduction="sum")
-    # The sum, not the mean: its gradient w.r.t. x_i is that of sample i's own loss, l(f(x_i), y_i).
-    (grad,) = torch.autograd.grad(ce_sum, x, create_graph=True)
-    return ce_sum, weight * grad.to(dtype).pow(2).sum() / x.shape[0]
+    return ce_sum, gradient_penalty(ce_sum, x, weight)
 
 
-def input_gradient_penalty(forward: Forward, x: torch.Tensor, y: torch.Tensor,
-                           weight: float = DEFAULT_WEIGHT) -> torch.Tensor:
+def input_gradient_penalty(forward: Forward, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
     """P = lambda (1/B) sum_i ||grad_{x_i} l(f(x_i), y_i)||^2, l the cross-entropy, with its own forward pass.
 
     `forward` maps the batch x (what the model receives, i.e. normalised images: the penalty's size
@@ -46,7 +51,7 @@ def input_gradient_penalty(forward: Forward, x: torch.Tensor, y: torch.Tensor,
 
 
 def grad_l2_objective(forward: Forward, x: torch.Tensor, y: torch.Tensor,
-                      weight: float = DEFAULT_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
+                      weight: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean CE + P, mean CE) from a single forward pass.
 
     The official codes run the network twice (once for the CE, once on a clone for P); the objective is

@@ -16,10 +16,6 @@ from torch import nn
 
 from benchmark.losses.base import Loss
 
-# Feature size D the model's head should output for these losses when the config gives none. The
-# sources use 512-d face embeddings; 128 is ample for C <= 200 classes and a small CNN, and any D works.
-DEFAULT_EMBED_DIM = 128
-
 # Floor of 1 - cos^2 before the square root in ArcFace: d sqrt(u)/du is infinite at u = 0 (|cos| = 1),
 # which would turn the backward pass into inf * 0 = NaN. The floor moves cos(theta + m) by < 3.2e-4 sin m.
 SINE_SQUARED_FLOOR = 1e-7
@@ -45,7 +41,7 @@ def unit_gaussian_rows(num_classes: int, embed_dim: int) -> torch.Tensor:
     return F.normalize(torch.randn(num_classes, embed_dim), dim=1)
 
 
-def alpha_low(num_classes: int, p: float = 0.9) -> float:
+def alpha_low(num_classes: int, p: float) -> float:
     """alpha_low = log(p (C - 2) / (1 - p)) (Ranjan et al. 2017, arXiv 1703.09507).
 
     The paper's lower bound on the feature radius for the correct class to reach an average softmax
@@ -63,22 +59,19 @@ class L2ConstrainedSoftmax(Loss):
 
     z = W (alpha x / ||x||) + b, L = CE(z, y); only the feature is normalised, W (C x D) and b are an
     ordinary learned linear layer with ordinary weight decay. alpha is fixed: `alpha=None` takes
-    alpha_low(C, p) with p = 0.9 (4.28 for C = 10, 6.78 for C = 100). The paper also tries a trainable
+    alpha_low(C, p) (with p = 0.9: 4.28 for C = 10, 6.78 for C = 100). The paper also tries a trainable
     alpha and reports the fixed one better (as remembered from the paper; the text was not re-read:
     [unverified]), so no trainable variant is offered. Predict argmax z.
     Expects network outputs of any size D = `embed_dim` (features).
     """
 
-    @staticmethod
-    def output_dim(num_classes: int) -> int:
-        return DEFAULT_EMBED_DIM
-
     def __init__(
         self,
         num_classes: int,
         embed_dim: int,
-        alpha: float | None = None,  # None: alpha_low(C, p), the paper's lower bound
-        p: float = 0.9,  # as in third-party code (no official repo); the paper's own p not re-read: [unverified]
+        *,
+        alpha: float | None,  # None: alpha_low(C, p), the paper's lower bound
+        p: float,
     ) -> None:
         super().__init__()
         self.alpha = float(alpha) if alpha is not None else alpha_low(num_classes, p)
@@ -100,10 +93,6 @@ class CosineClassifier(Loss):
     `class_weight_decay`: weight decay on W; None leaves W to the optimiser's default.
     Predict argmax_j cos theta_j (the margin is a training device only; the scale does not move the argmax).
     """
-
-    @staticmethod
-    def output_dim(num_classes: int) -> int:
-        return DEFAULT_EMBED_DIM
 
     def __init__(self, num_classes: int, embed_dim: int, class_weight_decay: float | None) -> None:
         super().__init__()
@@ -142,10 +131,11 @@ class NormFace(CosineClassifier):
         self,
         num_classes: int,
         embed_dim: int,
-        scale: float = 10.0,  # official prototxt: Scale layer filler value 10
-        learn_scale: bool = True,  # official prototxt: a learned Scale layer
-        min_scale: float = 0.01,  # official prototxt: scale_param min_value 0.01
-        class_weight_decay: float | None = 0.0,  # official prototxt: decay_mult 0 on the class weights
+        *,
+        scale: float,
+        learn_scale: bool,
+        min_scale: float,
+        class_weight_decay: float | None,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if scale < min_scale or min_scale <= 0:
@@ -176,9 +166,10 @@ class CosFace(CosineClassifier):
         self,
         num_classes: int,
         embed_dim: int,
-        scale: float = 64.0,  # paper: s = 64, fixed (the paper found fixing s better than learning it)
-        margin: float = 0.35,  # paper: m = 0.35 (0 to 0.45 tried; above 0.45 training fails to converge)
-        class_weight_decay: float | None = None,  # insightface arcface_torch train_v2.py: W shares the decay
+        *,
+        scale: float,
+        margin: float,
+        class_weight_decay: float | None,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if scale <= 0:
@@ -209,10 +200,11 @@ class ArcFace(CosineClassifier):
         self,
         num_classes: int,
         embed_dim: int,
-        scale: float = 64.0,  # insightface arcface_torch losses.py: s = 64
-        margin: float = 0.5,  # insightface arcface_torch losses.py and paper: m = 0.5
-        easy_margin: bool = False,  # insightface default
-        class_weight_decay: float | None = None,  # insightface arcface_torch train_v2.py: W shares the decay
+        *,
+        scale: float,
+        margin: float,
+        easy_margin: bool,
+        class_weight_decay: float | None,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if scale <= 0:

@@ -57,7 +57,7 @@ def class_blocks(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return empty.index_put((block, row), features[order])
 
 
-def ole_penalty(features: torch.Tensor, target: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+def ole_penalty(features: torch.Tensor, target: torch.Tensor, delta: float) -> torch.Tensor:
     """sum_{c in batch} max(delta, ||X_c||_*) - ||X||_*, X the (B, D) features, X_c the rows of class c.
 
     A class whose block has ||X_c||_* <= delta contributes the constant delta and no gradient (official
@@ -87,8 +87,9 @@ class OLELoss(Loss):
         self,
         num_classes: int,
         embed_dim: int,
-        ole_weight: float = 0.25,  # official pytorch_OLE CIFAR runs (ResNet-110): lambda = 0.25
-        delta: float = 1.0,  # official OLE.py: delta = 1
+        *,
+        ole_weight: float,
+        delta: float,
     ) -> None:
         super().__init__()
         if ole_weight < 0 or delta < 0:

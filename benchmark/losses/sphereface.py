@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.losses.base import Loss
-from benchmark.losses.normalized import DEFAULT_EMBED_DIM, full_precision
+from benchmark.losses.normalized import full_precision
 
 # Added to ||x|| ||W_j|| before dividing by it, as the official MarginInnerProduct layer does (1e-9
 # there; 1e-6 here because it runs in float32 and x = 0 must not give 0 / 0).
@@ -71,10 +71,6 @@ class LargeMarginSoftmax(Loss):
     size D = `embed_dim` (features); W (C x D) has nn.Linear's initialisation and ordinary weight decay
     (decay_mult 1 in both official prototxts).
     """
-
-    @staticmethod
-    def output_dim(num_classes: int) -> int:
-        return DEFAULT_EMBED_DIM
 
     def __init__(
         self,
@@ -140,11 +136,12 @@ class SphereFace(LargeMarginSoftmax):
         self,
         num_classes: int,
         embed_dim: int,
-        margin: int = 4,  # sphereface_model.prototxt: margin_inner_product_param type QUADRUPLE
-        base: float = 1000.0,  # sphereface_model.prototxt: base 1000
-        gamma: float = 0.12,  # sphereface_model.prototxt: gamma 0.12
-        power: float = 1.0,  # sphereface_model.prototxt: power 1
-        lambda_min: float = 5.0,  # sphereface_model.prototxt: lambda_min 5
+        *,
+        margin: int,
+        base: float,
+        gamma: float,
+        power: float,
+        lambda_min: float,
     ) -> None:
         super().__init__(num_classes, embed_dim, margin, base, gamma, power, lambda_min, normalize_weights=True)
 
@@ -164,10 +161,11 @@ class LSoftmax(LargeMarginSoftmax):
         self,
         num_classes: int,
         embed_dim: int,
-        margin: int = 2,  # cifar_train_test.prototxt: type DOUBLE
-        base: float = 1000.0,  # cifar_train_test.prototxt: base 1000
-        gamma: float = 2e-5,  # cifar_train_test.prototxt: gamma 0.00002
-        power: float = 45.0,  # cifar_train_test.prototxt: power 45
-        lambda_min: float = 0.0,  # cifar_train_test.prototxt sets none: the layer's default 0
+        *,
+        margin: int,
+        base: float,
+        gamma: float,
+        power: float,
+        lambda_min: float,
     ) -> None:
         super().__init__(num_classes, embed_dim, margin, base, gamma, power, lambda_min, normalize_weights=False)

@@ -36,8 +36,9 @@ class TVMFLoss(CosineClassifier):
         self,
         num_classes: int,
         embed_dim: int,
-        kappa: float = 16.0,  # official repo default config tvMF_k16 (also GEM gem/pipelines/tvmf.py)
-        class_weight_decay: float | None = None,  # official: W shares the model's weight decay
+        *,
+        kappa: float,
+        class_weight_decay: float | None,
     ) -> None:
         super().__init__(num_classes, embed_dim, class_weight_decay)
         if kappa <= -0.5:

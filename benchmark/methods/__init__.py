@@ -38,8 +38,9 @@ def model_factory(settings: dict, in_channels: int) -> Callable[[int], nn.Module
 
 def build_method(settings: dict, context: MethodContext) -> Method:
     """The cell's method. For a loss: the loss first, then the model (the order fixes the random
-    initialisation); the model outputs what the loss asks for (`output_dim`: the number of classes, the
-    class embeddings' size, or a feature size)."""
+    initialisation); the model outputs what the loss asks for: the class embeddings' size, the `embed_dim`
+    setting of a loss that owns its class weights (the margin losses: the model outputs features), or
+    `output_dim` (the number of classes)."""
     cls = load(settings["method_target"])
     make_model = model_factory(settings, context.in_channels)
     if isinstance(cls, type) and issubclass(cls, Method):
@@ -48,6 +49,8 @@ def build_method(settings: dict, context: MethodContext) -> Method:
     if context.embeddings is not None:
         args["class_embeddings"] = context.embeddings
         embed_dim = context.embeddings.shape[1]
+    elif "embed_dim" in args:
+        embed_dim = args.pop("embed_dim")
     else:
         embed_dim = cls.output_dim(context.num_classes)
     if getattr(cls, "needs_class_counts", False):
