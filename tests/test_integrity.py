@@ -99,7 +99,7 @@ def test_the_same_cell_asked_for_by_two_grids_is_trained_once(repo: Path) -> Non
     assert jobs(out) == 0 and jobs(out, "aggregate") == 1  # the packs are done: only its own table is missing
     run(repo, second)
     assert records(repo) == trained
-    assert (repo / "results/tables/second.md").read_text() == (repo / "results/tables/first.md").read_text()
+    assert (repo / "results/tables/second.csv").read_text() == (repo / "results/tables/first.csv").read_text()
 
 
 def test_code_edits_rerun_exactly_the_cells_that_import_the_code(repo: Path) -> None:
