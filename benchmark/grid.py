@@ -297,7 +297,9 @@ class Grid:
             for label in method_labels(config, dataset):
                 base = cell_settings(config, dataset, label)
                 for spc in dataset_spc(config, dataset):
-                    values = chosen.get(dataset, {}).get(label, {}).get(str(spc))
+                    per_method = chosen.get(dataset, {})  # a variant without its own selection takes its method's
+                    values = (per_method.get(label) or per_method.get(base_method(config, split_label(label)[0]))
+                              or {}).get(str(spc))
                     own = base
                     if values is not None:  # values a tuned grid selected (config key `selected`)
                         from benchmark.tuning import apply_point
