@@ -132,6 +132,14 @@ def protocol(config: dict) -> str:
             f"of {tune['validation_fraction']:.0%} carved from each training subset; the test set read once)")
 
 
+def primary_metric(config: dict) -> tuple[str, str]:
+    """(frame column, name in the tables) of the grid's metric: balanced accuracy on long-tailed subsets
+    (plain accuracy would reward predicting the head classes), else accuracy."""
+    if config["imbalance"]["factor"] > 1:
+        return "balanced_accuracy", "test balanced accuracy"
+    return "accuracy", "test accuracy"
+
+
 def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -> list[Path]:
     """Write the grid's tables and plots; return the paths written."""
     from benchmark.figures import note_figure
@@ -142,13 +150,15 @@ def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -
     methods = table_rows(config)
     columns = [(c.dataset, str(c.spc)) for c in _columns(config)]
     baseline = config.get("baseline", "softmax_ce") if config.get("baseline", "softmax_ce") in methods else None
-    summary = summarise(frame, methods, columns, metric="accuracy", metric_name="test accuracy", baseline=baseline,
+    metric, metric_name = primary_metric(config)
+    summary = summarise(frame, methods, columns, metric=metric, metric_name=metric_name, baseline=baseline,
                         reference=reference(config, root))
     grid = config["grid"]
     from benchmark.tables import default_caption, latex_escape
 
     how = protocol(config)
-    written = write_tables(summary, Path(tables) / grid, grid, title=f"Test accuracy (%) of grid {grid}: {how}",
+    title = f"{metric_name[:1].upper()}{metric_name[1:]} (%) of grid {grid}: {how}"
+    written = write_tables(summary, Path(tables) / grid, grid, title=title,
                            caption=f"{default_caption(summary)} Hyperparameters: {latex_escape(how)}.")
     expected = outputs(config, Path(tables), Path(plots))
     for path in expected["cd"]:
@@ -157,7 +167,7 @@ def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -
                                    path.with_suffix(""))
             break
     for dataset in config["datasets"]:
-        written += plot_dataset(frame, dataset, methods, Path(plots) / f"{grid}_{dataset}")
+        written += plot_dataset(frame, dataset, methods, Path(plots) / f"{grid}_{dataset}", metric, metric_name)
     for c in _columns(config):
         written += plot_training_curves(curves, c.dataset, str(c.spc), methods,
                                         Path(plots) / f"{grid}_curves_{c.dataset}_{c.spc}")

@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 
 from benchmark.reference import ReferenceFileError, load_reference
-from benchmark.registry import DATASETS, METHODS, MODELS, SEMANTIC, dataset_module, split_label
+from benchmark.registry import DATASETS, METHODS, MODELS, SEMANTIC, WITHOUT_MIXING, dataset_module, split_label
 from benchmark.schedules import sgdr_epochs
 from benchmark.validation import validation_count
 
@@ -211,10 +211,27 @@ def _check_dataset(config: dict, dataset: str) -> None:
             raise ConfigError(f"config error at '{where}.augment.erase.{key}': [{low}, {high}] must be "
                               f"[min, max] with min <= max" + (" <= 1" if key == "area" else ""))
     _check_lr_keys(config, dataset)
+    _check_imbalance(config, dataset, spc_values, smallest)
     for label in method_labels(config, dataset):
         train = train_settings(config, dataset, label)
         _check_schedule(train, dataset)
         _check_validation(train, dataset, spc_values, smallest)
+        recipe = train["recipe"]
+        if base_method(config, split_label(label)[0]) in WITHOUT_MIXING and (
+                recipe["mixup"]["alpha"] > 0 or recipe["cutmix"]["p"] > 0):
+            raise ConfigError(f"config error at 'train.recipe': {label!r} cannot train on mixed batches (mixup, "
+                              "CutMix); turn them off for it (a variant's train.recipe) or leave it out")
+
+
+def _check_imbalance(config: dict, dataset: str, spc_values: list, smallest: int) -> None:
+    """A long-tailed subset's smallest class is n / factor images: below one, the factor would not hold."""
+    factor = config["imbalance"]["factor"]
+    for n in spc_values if factor > 1 else ():
+        size = smallest if n == "all" else n
+        if size < factor:
+            raise ConfigError(f"config error at 'imbalance.factor': {factor} at samples per class {n} on {dataset} "
+                              f"leaves the rarest class {size}/{factor} < 1 image; use samples_per_class >= {factor} "
+                              "or a smaller factor")
 
 
 def _check_lr_keys(config: dict, dataset: str) -> None:

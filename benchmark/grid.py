@@ -85,14 +85,23 @@ def cell_settings(config: dict, dataset: str, label: str, _chain: tuple = ()) ->
         "compile": config["compile"],
         "deterministic": config["deterministic"],
     }
+    if config["imbalance"]["factor"] > 1:  # only then: balanced grids keep their keys
+        settings["imbalance"] = dict(config["imbalance"])
+    extra = []
     teacher = settings["method"].get("teacher")
     if teacher is not None:
         if teacher in (*_chain, label):
             raise ConfigError(f"config error at 'method_settings': the teachers of {label!r} form a cycle "
                               f"({' -> '.join((*_chain, label, teacher))})")
+        if base_method(config, split_label(teacher)[0]) not in METHODS:
+            raise ConfigError(f"config error at 'method_settings': the teacher {teacher!r} of {label!r} is neither a "
+                              "registered method nor a variant; name one (e.g. softmax_ce) or add the variant")
         teacher_settings = cell_settings(config, dataset, teacher, (*_chain, label))
         settings["teacher"] = {"label": teacher, "key": settings_key(teacher_settings), "settings": teacher_settings}
-    extra = []
+        # The student runs the teacher's code too (benchmark/methods/teacher.py rebuilds it by name): editing
+        # the teacher's method reruns the student.
+        extra += [teacher_settings["method_target"], teacher_settings["model_target"],
+                  *teacher_settings.get("extra_targets", [])]
     if hierarchy is not None:
         settings["hierarchy"] = hierarchy
         settings["embeddings"] = embeddings_path(dataset, hierarchy)
@@ -100,6 +109,7 @@ def cell_settings(config: dict, dataset: str, label: str, _chain: tuple = ()) ->
     if recipe_on(settings["train"]["recipe"]):
         settings["recipe_target"] = RECIPE
         extra.append(RECIPE)
+    extra = [t for t in dict.fromkeys(extra) if t not in (settings["method_target"], settings["model_target"])]
     if extra:
         settings["extra_targets"] = extra  # modules the cell imports by name (benchmark/code.py)
     return settings
@@ -182,6 +192,7 @@ class Pack:
     teacher: Configuration | None = None
     save_weights: bool = False
     selection: str | None = None  # the tuned values the cells train with (selection.json), tuned grids
+    row: bool = True  # False: a teacher that is not a table row (its cells are tagged role: teacher)
 
     @property
     def teacher_marker(self) -> str | None:
@@ -213,6 +224,8 @@ class Pack:
             spec["teacher_folder"] = self.teacher.folder
         if self.selection is not None:
             spec["selection"] = self.selection
+        if not self.row:
+            spec["role"] = "teacher"
         return spec
 
 
@@ -333,8 +346,9 @@ class Grid:
         taught = {t.folder for t in teacher_of.values() if t is not None}
         selection = {t.configuration.folder: t.selection for t in self.tunings}
         size = config["seeds_per_job"]
+        rows = {c.folder for c in self.configurations}
         self.packs = [Pack(c, tuple(self.runs[i:i + size]), teacher_of[c.folder], c.folder in taught,
-                           selection.get(c.folder))
+                           selection.get(c.folder), c.folder in rows)
                       for c in everything for i in range(0, len(self.runs), size)]
         self.trial_markers: dict[str, list[str]] = {}
         if tune and tune["strategy"] == "grid":  # every trial an ordinary pack

@@ -127,6 +127,8 @@ class ConfigurationRun:
                          "data": prepared_data_hash(Path(spec["data"]), receipt)}
         if "selection" in spec:  # tuned protocol: train with the values the search selected
             self.settings, self.identity["selection"] = apply_selection(self.settings, Path(spec["selection"]))
+        if "role" in spec:  # a teacher that is no table row: its MLflow runs say so
+            self.context = {**context, "role": spec["role"]}
         describe_configuration(self.folder, spec)
 
     def cell_of(self, split: int, seed: int) -> Cell:
@@ -148,23 +150,45 @@ class ConfigurationRun:
         teacher = Path(self.spec["teacher_folder"]) / f"split{split}" / f"seed{seed}" / WEIGHTS \
             if "teacher_folder" in self.spec else None
         with cell_lock(cell_dir):
-            record = usable_record(cell_dir / "metrics.json", coordinates, self.identity)
+            # A student's record is its result only for the teacher weights it was trained from.
+            identity = self.identity if teacher is None else {**self.identity, "teacher": teacher_identity(teacher)}
+            record = usable_record(cell_dir / "metrics.json", coordinates, identity)
             if record is not None and save_weights and not (cell_dir / WEIGHTS).exists():
                 print(f"{cell_dir}: a later cell needs this cell's final weights, which were not saved; training it "
                       "again to save them", file=sys.stderr, flush=True)
                 record = None
             if record is None:
-                record = _train(cell, coordinates, self.identity, self.settings, self.options,
+                record = _train(cell, coordinates, identity, self.settings, self.options,
                                 Path(self.spec["data"]), cell_dir, self.context, self.every, CellTracker, provenance,
                                 teacher, cell_dir / WEIGHTS if save_weights else None, until_epoch)
         return record
 
 
+def teacher_identity(weights: Path) -> str:
+    """A hash of the teacher cell's final weights (tensor names and bytes, not the file's: torch.save names the
+    archive after the temporary file): a student whose teacher was retrained to other weights trains again."""
+    import hashlib
+
+    import torch
+
+    if not weights.exists():
+        raise RecordError(f"{weights} is missing: the teacher's cell must be trained first, saving its weights; run "
+                          "the workflow (it trains the teacher's pack before the student's)")
+    digest = hashlib.sha256()
+    for name, value in sorted(torch.load(weights, map_location="cpu", weights_only=True).items()):
+        data = value.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() \
+            if isinstance(value, torch.Tensor) else repr(value).encode()
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def describe_configuration(folder: Path, spec: dict) -> None:
-    """settings.json beside the cells: what the settings key in the folder's name stands for."""
+    """settings.json beside the cells: what the settings key in the folder's name stands for, and for a
+    teacher or a student which is which (`role`, `teacher_folder`)."""
     path = folder / "settings.json"
     content = {"dataset": spec["dataset"], "method": spec["method"], "samples_per_class": spec["spc"],
                "key": spec["key"], "settings": spec["settings"]}
+    content.update({k: spec[k] for k in ("role", "teacher_folder") if k in spec})
     if not path.exists() or json.loads(path.read_text()) != content:
         write_json(path, content)
 

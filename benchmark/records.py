@@ -36,7 +36,7 @@ def mismatch(record: dict, coordinates: dict, identity: dict) -> str | None:
     """What differs between a record and the cell it should be (None: it is that cell's result)."""
     if record["cell"] != coordinates:
         return f"it is the record of cell {record['cell']}, not of {coordinates}"
-    for part in ("settings", "code", "data"):
+    for part in ("settings", "code", "data", "teacher"):  # teacher: a student's teacher's weights (packs.py)
         want, got = identity.get(part), record["identity"].get(part)
         if want is not None and got != want:
             return f"its {part} identity is {got}, the grid asks for {want} (the {part} changed since it was trained)"

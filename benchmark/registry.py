@@ -41,7 +41,17 @@ METHODS: dict[str, str] = {
     "ole": "benchmark.losses.ole:OLELoss",
     "grad_l2": "benchmark.methods.grad_l2:GradL2",
     "harmonic": "benchmark.methods.harmonic:Harmonic",  # CE on the dataset's model, harmonized
+    # Methods that need more than one run or more than one loss on the outputs (benchmark/methods/).
+    "sla": "benchmark.methods.sla:SLA",
+    "sla_sd": "benchmark.methods.sla:SLASelfDistillation",
+    "kd": "benchmark.methods.distill:KnowledgeDistillation",
+    "rkd": "benchmark.methods.distill:RelationalDistillation",
+    "m2m": "benchmark.methods.m2m:M2m",
 }
+
+# Methods whose objective is not defined on mixed batches (their Method class: supports_mixing = False);
+# a config that mixes (train.recipe mixup or cutmix) for one of them is refused.
+WITHOUT_MIXING: frozenset[str] = frozenset({"sla", "sla_sd", "kd", "rkd", "m2m"})
 
 # Methods whose class embeddings phi(y) come from a class hierarchy (Barz & Denzler 2020, Sec. 3.3)
 # instead of one-hot vectors. In a grid each runs once per hierarchy listed in

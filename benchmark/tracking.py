@@ -171,6 +171,7 @@ class CellTracker:
         self.state_path = Path(cell_dir) / "tracking.json"
         self.coordinates, self.settings, self.identity = coordinates, settings, identity
         self.grid = context.get("grid")
+        self.role = context.get("role")  # "teacher": a teacher cell that is not a row of the grid's tables
         self.pending: list = []
         self.last_flush = time.monotonic()
         self.run_id = None
@@ -220,7 +221,7 @@ class CellTracker:
             except Exception:  # noqa: BLE001 (the run is gone: start a new one)
                 pass
         self.run_id = start_cell_run(self.client, self.info, self.coordinates, self.settings, self.identity,
-                                     self.grid)
+                                     self.grid, self.role)
         self._save_state(complete=False)
 
     def epoch(self, run, progress, metrics: dict) -> None:
@@ -261,14 +262,27 @@ class CellTracker:
         self._safe(finish)
 
 
-def start_cell_run(client, info: dict, coordinates: dict, settings: dict, identity: dict, grid: str | None) -> str:
-    """Create a cell's run (RUNNING) with its parameters, tags and dataset input; return its id."""
+def start_cell_run(client, info: dict, coordinates: dict, settings: dict, identity: dict, grid: str | None,
+                   role: str | None = None) -> str:
+    """Create a cell's run (RUNNING) with its parameters, tags and dataset input; return its id.
+
+    A student's run is tagged `teacher` (its teacher's cell) and `teacher_key`; a teacher that is not a row
+    of the grid's tables is tagged `role: teacher`.
+    """
     from mlflow.entities import Dataset, DatasetInput
 
     name = cell_name(coordinates)
     tags = {"kind": "cell", "cell": name, "grid": info["experiment"], "mlflow.parentRunId": info["parent_run_id"],
             "mlflow.note.content": f"cell {name} of grid {info['experiment']}",
             **{f"identity.{k}": v for k, v in identity.items()}}
+    if role is not None:
+        tags["role"] = role
+        tags["mlflow.note.content"] += f" ({role}: not a table row)"
+    if "teacher" in settings:
+        teacher = settings["teacher"]
+        tags["teacher"] = cell_name({**coordinates, "method": teacher["label"]})
+        tags["teacher_key"] = teacher["key"]
+        tags["mlflow.note.content"] += f", student of {tags['teacher']}"
     run = client.create_run(info["experiment_id"], run_name=name, tags=tags)
     params = {**coordinates, "grid": grid or info["experiment"], **flatten(settings)}
     _params(client, run.info.run_id, params)

@@ -1,14 +1,19 @@
-"""Knowledge distillation: Hinton KD on logits and relational KD (RKD) on embeddings.
+"""Knowledge distillation: Hinton KD on logits and relational KD (RKD) on embeddings, and the two
+methods that train with them against a teacher cell (`KnowledgeDistillation`, `RelationalDistillation`).
 
-Teachers are given as tensors (logits or embeddings of the same batch) and are always detached
-here, so a teacher computed without no_grad cannot receive gradients by accident; the caller runs
-the teacher in eval mode.
+In the loss functions teachers are given as tensors (logits or embeddings of the same batch) and
+are always detached, so a teacher computed without no_grad cannot receive gradients by accident;
+the methods run their teacher in eval mode (benchmark/methods/teacher.py).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from benchmark.methods import Method, MethodContext
+from benchmark.methods.teacher import WithTeacher
 
 
 def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -99,3 +104,55 @@ def rkd_loss(
 ) -> torch.Tensor:
     """lambda_D * distance-wise + lambda_A * angle-wise RKD; weights 1 and 2 as the official CUB recipe."""
     return distance_weight * rkd_distance_loss(student, teacher) + angle_weight * rkd_angle_loss(student, teacher)
+
+
+# ----------------------------------------------------------------------------------- the methods
+
+
+class KnowledgeDistillation(WithTeacher):
+    """Hinton KD: the student's logits trained with `kd_loss` against its teacher's class scores.
+
+    The teacher's `scores` are its logits for every cross-entropy method (softmax CE, a KD student of an
+    earlier generation); for another teacher they are whatever its argmax predicts from. Chaining KD
+    students (each the teacher of the next) gives born-again / self-distillation generations.
+    """
+
+    def __init__(self, model: nn.Module, teacher: Method | None, *, alpha: float, temperature: float) -> None:
+        super().__init__(model, teacher)
+        self.alpha, self.temperature = alpha, temperature
+
+    @classmethod
+    def build(cls, settings: dict, context: MethodContext, make_model) -> KnowledgeDistillation:
+        model = make_model(context.num_classes)
+        return cls(model, cls.teacher_of(context), alpha=settings["alpha"], temperature=settings["temperature"])
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        teacher = self.needs_teacher()
+        with torch.no_grad():
+            target_scores = teacher.scores(x)
+        return kd_loss(self.network(x), target_scores, y, self.alpha, self.temperature)
+
+
+class RelationalDistillation(WithTeacher):
+    """Cross-entropy on the labels plus distance- and angle-wise RKD between the student's and the teacher's
+    pooled features (the embeddings before the classifier), as Park et al.'s classification setting
+    without its extra Hinton term."""
+
+    def __init__(self, model: nn.Module, teacher: Method | None, *, distance_weight: float,
+                 angle_weight: float) -> None:
+        super().__init__(model, teacher)
+        self.distance_weight, self.angle_weight = distance_weight, angle_weight
+
+    @classmethod
+    def build(cls, settings: dict, context: MethodContext, make_model) -> RelationalDistillation:
+        model = make_model(context.num_classes)
+        return cls(model, cls.teacher_of(context), distance_weight=settings["distance_weight"],
+                   angle_weight=settings["angle_weight"])
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        teacher = self.needs_teacher()
+        with torch.no_grad():
+            target_features = teacher.model.features(x)
+        features = self.model.features(x)
+        task = F.cross_entropy(self.model.head(features).float(), y)
+        return task + rkd_loss(features, target_features, self.distance_weight, self.angle_weight)

@@ -19,7 +19,7 @@ Defaults from the official code: T = 10, eta = 0.1, lam = 0.5, beta = 0.999; gam
 renormalises the noise per channel across the whole batch (`renorm(dim=1)`); here it is per
 image, the stated intent. Images are in [0, 1] (divide 0..255 pixels by 255); g and f are
 callables images -> logits that normalise inside and are in eval mode; their parameters get no
-gradient (only the images are differentiated).
+gradient (only the images are differentiated). `M2m` (at the end) is the training method built on it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from benchmark.methods.teacher import WithTeacher
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 
@@ -197,3 +200,70 @@ def replace_accepted(images: torch.Tensor, generation: Generation) -> torch.Tens
     out = images.clone()
     out[generation.index[generation.accepted]] = generation.images[generation.accepted].to(out.dtype)
     return out
+
+
+# ----------------------------------------------------------------------------------- the method
+
+
+class M2m(WithTeacher):
+    """Cross-entropy training of f; from the deferred start epoch on, each batch is drawn over-sampled to
+    class balance and its picked samples are replaced by accepted translations (`generate`).
+
+    g is the teacher, a plain CE cell on the same long-tailed subset; f is this method's own network,
+    in eval mode while it generates. Over-sampling draws the batch with replacement, each image of
+    class k with weight 1 / N_k (as the official loader's WeightedRandomSampler), from the cell's
+    training subset (`context.extra["images"]`, benchmark/train/build.py: TrainingImages), with the
+    cell's augmentation. Every draw comes from the cell's augmentation generator, whose state a
+    checkpoint saves, so a resumed cell generates the same images. Before the start epoch the batch
+    is the cell's ordinary one (the official code's deferred re-sampling, --warm).
+    """
+
+    def __init__(self, model: nn.Module, teacher, images, class_counts: list[int], start_epoch: int,
+                 options: dict) -> None:
+        super().__init__(model, teacher)
+        self.__dict__["images"] = images  # a view of the cell's data, not state
+        self.class_counts = list(class_counts)
+        self.start_epoch = start_epoch  # 0-based: epochs before it train on the ordinary batches
+        self.options = options
+        self.last_generation: Generation | None = None
+
+    @classmethod
+    def build(cls, settings: dict, context, make_model) -> M2m:
+        model = make_model(context.num_classes)
+        epochs = context.extra.get("epochs", 0)
+        options = {k: settings[k] for k in ("beta", "gamma", "lam", "step_size", "steps", "noise_radius")}
+        return cls(model, cls.teacher_of(context), context.extra.get("images"), context.class_counts,
+                   round(settings["start"] * epochs), options)
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.network(x).float(), y)
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int):
+        if epoch < self.start_epoch:
+            return x, y
+        teacher, images = self.needs_teacher(), self.images
+        if images is None:
+            raise RuntimeError("M2m needs the cell's training images (context.extra['images']) to over-sample")
+        x, y = images.batch(self.balanced_indices(x.shape[0]))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            generation = generate(lambda u: teacher.scores(images.from_unit(u)),
+                                  lambda u: self.network(images.from_unit(u)),
+                                  images.to_unit(x), y, self.class_counts, images.generator, **self.options)
+        finally:
+            self.model.train(was_training)
+        self.last_generation = generation
+        keep = generation.accepted
+        if bool(keep.any()):
+            x = x.clone()
+            x[generation.index[keep]] = images.from_unit(generation.images[keep]).to(x.dtype)
+        return x, y
+
+    def balanced_indices(self, size: int) -> torch.Tensor:
+        """`size` image indices of the training subset drawn with replacement, weight 1 / N_k per image."""
+        images = self.images
+        labels = images.labels()
+        counts = torch.as_tensor(self.class_counts, dtype=torch.float32, device=labels.device)
+        choice = torch.multinomial(1.0 / counts[labels], size, replacement=True, generator=images.generator)
+        return images.idx[choice]

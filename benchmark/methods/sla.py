@@ -7,13 +7,16 @@ predicts the joint label (class c, rotation j) with a C*M-way head. Layouts, the
   labels   class-major: joint label of (c, j) is c*M + j, so column c*M + j of the joint logits
 Inference: SLA+AG a_c(x) = (1/M) sum_j z_{(c,j)}(t_j(x)) (averaged logits); SLA+SI z_{(c,0)}(x).
 SLA+SD adds a C-way head u on the shared features, trained towards a: see `sla_sd_loss`.
+The methods `SLA` (predicts with a) and `SLASelfDistillation` (predicts with u) are at the end.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from benchmark.methods.base import Method, MethodContext, model_parameter_groups
 from benchmark.methods.distill import soft_target_kl
 
 M = 4  # rotations by 0, 90, 180 and 270 degrees
@@ -77,3 +80,55 @@ def sla_sd_loss(
     joint = sla_loss(joint_logits, y, m)
     single = F.cross_entropy(single_logits.float(), y)
     return joint + single + soft_target_kl(single_logits, teacher, temperature)
+
+
+# ----------------------------------------------------------------------------------- the methods
+
+
+class SLA(Method):
+    """SLA+AG: a C*M-way head on the four rotations of each image (batched on the device, one forward
+    pass of 4B images); predictions average the joint logits over the rotations (`aggregated_scores`)."""
+
+    supports_mixing = False  # joint labels of mixed images are not defined by the paper
+
+    def __init__(self, model: nn.Module, num_classes: int) -> None:
+        super().__init__(model, None)
+        self.num_classes = num_classes
+
+    @classmethod
+    def build(cls, settings: dict, context: MethodContext, make_model) -> SLA:  # noqa: ARG003 (none)
+        return cls(make_model(context.num_classes * M), context.num_classes)
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return sla_loss(self.network(rotations(x)), y)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return aggregated_scores(self.network(rotations(x)), self.num_classes)
+
+    def parameter_groups(self, optimizer: dict) -> list[dict]:
+        return model_parameter_groups(self, optimizer["weight_decay_on"])
+
+
+class SLASelfDistillation(SLA):
+    """SLA+SD: SLA plus a C-way head u on the same pooled features, trained with `sla_sd_loss` (towards
+    the labels and the detached aggregated joint scores); u alone predicts, from one unrotated pass."""
+
+    def __init__(self, model: nn.Module, num_classes: int, *, temperature: float) -> None:
+        super().__init__(model, num_classes)
+        head = getattr(model, "head", None)
+        if not isinstance(head, nn.Linear):
+            raise TypeError(f"SLA+SD needs a model whose `head` is a linear layer, got {type(head).__name__}")
+        self.single = nn.Linear(head.in_features, num_classes)
+        self.temperature = temperature
+
+    @classmethod
+    def build(cls, settings: dict, context: MethodContext, make_model) -> SLASelfDistillation:
+        return cls(make_model(context.num_classes * M), context.num_classes, temperature=settings["temperature"])
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        features = self.model.features(rotations(x))
+        single = self.single(features[::M])  # the rotation-0 rows: u(x) on the images as given
+        return sla_sd_loss(self.model.head(features), single, y, self.num_classes, M, self.temperature)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.single(self.model.features(x))

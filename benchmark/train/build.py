@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from benchmark.data.errors import DataError
+from benchmark.data.longtail import draw_longtail_subset, longtail_counts
 from benchmark.data.prepared import Prepared, data_hash
-from benchmark.data.subsets import draw_subset, stable_seed
+from benchmark.data.subsets import ALL, class_orders, draw_subset, stable_seed
 from benchmark.device import DeviceError, resolve_device
 from benchmark.methods import Method, MethodContext, build_method, load_class_embeddings
 from benchmark.optim import SGD
@@ -47,6 +48,49 @@ class RunOptions:
     device: str  # the configured device: auto, cpu, cuda, cuda:N (its kind is in the cell's settings)
     threads: int
     eval_batch_size: int
+
+
+@dataclass
+class TrainingImages:
+    """The cell's training subset on the device, for a method that draws batches of its own (M2m
+    over-samples it): batches come augmented and normalised as the loop's, from the cell's augmentation
+    generator, whose state a checkpoint saves."""
+
+    data: DeviceData
+    idx: torch.Tensor  # image indices of the training subset, on the device
+    augment: dict
+    generator: torch.Generator
+    memory_format: torch.memory_format
+    recipe: object | None = None
+
+    def batch(self, idx: torch.Tensor):
+        return self.data.train_batch(idx, self.augment, self.generator, self.memory_format, self.recipe)
+
+    def labels(self) -> torch.Tensor:
+        return self.data.labels[self.idx]
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images -> pixels in [0, 1] (before clamping)."""
+        return (x * self.data.std + self.data.mean) / 255.0
+
+    def from_unit(self, u: torch.Tensor) -> torch.Tensor:
+        return self.data.normalise(u * 255.0)
+
+
+def training_subset(cell: Cell, settings: dict, prepared: Prepared) -> np.ndarray:
+    """The cell's training subset (before the validation split): `samples_per_class` images per class, or
+    with `imbalance` on a long-tailed subset whose largest class has that many ('all': as many as the
+    smallest class of the pool has)."""
+    labels, pool = prepared.labels, prepared.train_idx
+    if "imbalance" not in settings:
+        return draw_subset(labels, pool, cell.samples_per_class, cell.dataset, cell.split)
+    imbalance = settings["imbalance"]
+    n_max = cell.samples_per_class
+    if n_max == ALL:
+        n_max = min(order.size for order in class_orders(labels, pool, cell.dataset, cell.split))
+    counts = longtail_counts(int(n_max), prepared.num_classes, imbalance["factor"], imbalance["profile"], cell.split,
+                             cell.dataset)
+    return draw_longtail_subset(labels, pool, counts, cell.dataset, cell.split)
 
 
 @dataclass
@@ -95,7 +139,7 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, 
     runtime = configure(settings, device)
     train = settings["train"]
     prepared, data = load_data(Path(data_dir), device)
-    subset = draw_subset(prepared.labels, prepared.train_idx, cell.samples_per_class, cell.dataset, cell.split)
+    subset = training_subset(cell, settings, prepared)
     if train["validation_split"] == "fixed":  # the dataset's own validation images (DEIC's split)
         if "val_idx" not in prepared.metadata:
             raise DataError(f"dataset {cell.dataset} has no fixed validation split (val_idx in its prepared "
@@ -107,8 +151,12 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, 
         train_idx, val_idx = validation_split(prepared.labels, subset, train["validation_fraction"], cell.dataset,
                                               cell.split)
     class_counts = np.bincount(prepared.labels[train_idx], minlength=prepared.num_classes)
+    aug_generator = torch.Generator(device=device).manual_seed(cell.seed_for("augment"))
+    images = TrainingImages(data, torch.from_numpy(train_idx).to(device), settings["augment"], aug_generator,
+                            runtime.memory_format)
 
-    embeddings, context = None, MethodContext(prepared.num_classes, prepared.images.shape[-1], class_counts.tolist())
+    embeddings, context = None, MethodContext(prepared.num_classes, prepared.images.shape[-1], class_counts.tolist(),
+                                              extra={"images": images, "epochs": train["epochs"]})
     if teacher is not None:
         context.teacher, context.teacher_settings = teacher, settings["teacher"]["settings"]
     if "embeddings" in settings:
@@ -123,9 +171,9 @@ def build_cell(cell: Cell, settings: dict, options: RunOptions, data_dir: Path, 
     optimizer = SGD(method.parameter_groups(opt), lr=train["lr"], momentum=opt["momentum"],
                     weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
     generator = torch.Generator().manual_seed(cell.seed_for("order"))
-    aug_generator = torch.Generator(device=device).manual_seed(cell.seed_for("augment"))
     recipe = load(settings["recipe_target"])(train["recipe"], method, aug_generator) if "recipe_target" in settings \
         else None
+    images.recipe = recipe
     return CellRun(
         cell=cell, settings=settings, options=options, runtime=runtime, prepared=prepared, data=data,
         train_idx=train_idx, val_idx=val_idx, method=method, optimizer=optimizer,

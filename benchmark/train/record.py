@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
+import numpy as np
+
 from benchmark.evaluate import accuracy, balanced_accuracy, confusion, per_class_accuracy
 from benchmark.train.build import CellRun
 from benchmark.train.loop import Progress, predict_images
@@ -54,6 +56,8 @@ def test_and_record(run: CellRun, progress: Progress, timing: dict, resumed: boo
         "epochs_run": len(curves["train_loss"]),
         "steps_per_epoch": run.steps,
         "train_images": int(run.train_idx.size),
+        "train_class_counts": np.bincount(run.prepared.labels[run.train_idx],
+                                          minlength=run.prepared.num_classes).tolist(),
         "num_classes": run.prepared.num_classes,
         "curves": curves,
         "wall_time_s": progress.elapsed_s + time.perf_counter() - run.started,
