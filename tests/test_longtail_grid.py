@@ -171,3 +171,22 @@ def test_mlflow_tags_say_teacher_and_student():
     start_cell_run(client, info, {**cell, "method": "softmax_ce"}, kd["teacher"]["settings"],
                    {"settings": "k", "code": "c", "data": "d"}, "t", role="teacher")
     assert client.tags["role"] == "teacher" and "teacher" not in client.tags
+
+
+def test_a_copy_of_a_student_shares_its_teacher_and_the_data():
+    """The recipe's EMA deep-copies the method: a copy of the teacher (or, for M2m, of the cell's whole
+    training set on the device) would double the memory for nothing."""
+    import copy
+
+    from torch import nn
+
+    from benchmark.methods.distill import KnowledgeDistillation
+    from benchmark.methods.m2m import M2m
+
+    teacher, images = nn.Linear(2, 2), object()
+    kd = KnowledgeDistillation(nn.Linear(2, 2), teacher, alpha=0.5, temperature=1.0)
+    twin = copy.deepcopy(kd)
+    assert twin.teacher is teacher and twin.model is not kd.model and twin.network is twin.model
+    assert list(twin.state_dict()) == ["model.weight", "model.bias"]
+    m2m = copy.deepcopy(M2m(nn.Linear(2, 2), teacher, images, [1, 2], 3, {}))
+    assert m2m.images is images and m2m.teacher is teacher

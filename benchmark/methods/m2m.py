@@ -218,6 +218,8 @@ class M2m(WithTeacher):
     is the cell's ordinary one (the official code's deferred re-sampling, --warm).
     """
 
+    shared = ("teacher", "images")
+
     def __init__(self, model: nn.Module, teacher, images, class_counts: list[int], start_epoch: int,
                  options: dict) -> None:
         super().__init__(model, teacher)

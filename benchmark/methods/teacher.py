@@ -8,6 +8,8 @@ with `build_method` and loaded; it is then frozen and stays in eval mode.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -49,6 +51,18 @@ class WithTeacher(Method):
     @staticmethod
     def teacher_of(context: MethodContext) -> Method | None:
         return load_teacher(context) if context.teacher is not None else None
+
+    shared = ("teacher",)  # attributes a copy shares instead of copying (the EMA of the recipe copies methods)
+
+    def __deepcopy__(self, memo: dict):
+        for name in self.shared:
+            value = self.__dict__.get(name)
+            if value is not None:
+                memo[id(value)] = value
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
