@@ -34,6 +34,7 @@ DISTILL = ["softmax_ce", "sla", "sla_sd", "kd", "rkd", "sd_g1", "sd_g2"]
 def grid(path: str, dataset: str, epochs: int, spc: int, device: str) -> dict:
     config = load_config(REPO / path, base=REPO / "config" / "config.yaml")
     return validate(merged(config, {"datasets": [dataset], "samples_per_class": [spc], "device": device,
+                                    "dataset_settings": {dataset: {"samples_per_class": [spc]}},
                                     "precision": "fp32", "train": {"epochs": epochs}, "tracking": False}))
 
 
