@@ -341,10 +341,11 @@ class Grid:
                 seen[t.folder] = t
                 self.teachers.append(t)
                 todo.append(t)
-        if tune and self.teachers:
-            raise ConfigError(f"config error at 'tune': the tuned protocol does not train teachers for its trials yet; "
-                              f"leave the methods with a teacher ({', '.join(sorted({t.method for t in self.teachers}))}"
-                              "'s students) out of a tuned grid, or run them in a grid without `tune`")
+        students = sorted({c.method for c in self.configurations if "teacher" in c.settings})
+        if tune and students:
+            raise ConfigError(f"config error at 'tune': the tuned protocol does not train teachers for its trials "
+                              f"yet; leave the methods with a teacher ({', '.join(students)}) out of a tuned grid, "
+                              "or run them in a grid without `tune`")
         everything = [*self.configurations, *self.teachers]
         teacher_of = {c.folder: self._teacher_of(c, seen) for c in everything}
         taught = {t.folder for t in teacher_of.values() if t is not None}
