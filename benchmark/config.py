@@ -151,6 +151,9 @@ def _check_variants(config: dict) -> None:
 def validate(config: dict) -> dict:
     """Fill the schema's defaults into `config` (in place), check it against the schema and the datasets'
     facts, and return it; raise ConfigError on the first problem."""
+    for key, prop in _schema()["properties"].items():  # `--config tracking=false` gives the string "false"
+        if prop.get("type") == "boolean" and str(config.get(key)).lower() in ("true", "false"):
+            config[key] = str(config[key]).lower() == "true"
     validator = _Validator(_grid_schema(config))
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
