@@ -104,34 +104,41 @@ def test_unknown_gpu_is_one_line():
         est.gpu_peak("V100")
 
 
-def test_tuning_trials_by_hand(tmp_path):
-    tune = {"trials": 4, "seeds": [0, 1], "epochs": 5, "strategy": "asha"}
-    result = est.estimate(config(), "H200", fraction=1e-6, tune=tune, root=tmp_path)
+def _tuned(strategy: str) -> dict:
+    tune = {"strategy": strategy, "space": {"lr": {"log": [0.01, 1.0], "points": 4}}, "seeds": [0, 1], "epochs": 5,
+            "validation_fraction": 0.2, "objective_epochs": 1, "validation": "carved",
+            "halving": {"eta": 2, "min_epochs": 1}}
+    return {**config(), "tune": tune}
+
+
+def test_tuning_trials_of_the_grid_strategy_by_hand(tmp_path):
+    result = est.estimate(config(), "H200", fraction=1e-6, tune=_tuned("grid")["tune"], root=tmp_path)
     five = result.tune_lines[0]
-    # 4 trials x 2 seeds; 5 epochs x 21 steps x 64 = 6,720 images; 5 epochs x 10 validation images
+    # 4 points x 1 split x 2 seeds = 8 trials; 5 epochs x 21 steps x 64 = 6,720 images; 5 epochs x 10
+    # validation images (round(0.2 x 5) = 1 per class)
     assert (five.cells, five.train_images, five.eval_images) == (8, 6_720, 50)
     assert five.seconds == pytest.approx((6_720 * TRAIN + 50 * FORWARD) / 989.4e6)
     assert result.tune_wall_s == pytest.approx(8 * (five.seconds + result.tune_lines[1].seconds))
     text = est.render("est", result)
-    assert "tuning: 16 trial runs" in text and "tuning + grid:" in text
+    assert "tuning: 16 trial runs" in text and "tuning + grid:" in text and "grid: every point" in text
 
 
-def test_a_tune_block_without_trials_is_named_not_guessed(tmp_path):
-    result = est.estimate(config(), "H200", tune={"space": {"lr": [0.01, 1]}}, root=tmp_path)
-    assert result.tune_lines == [] and result.tune_note.startswith("the tune block gives no positive `trials` count")
+def test_successive_halving_is_counted_by_its_rungs(tmp_path):
+    result = est.estimate(config(), "H200", fraction=1e-6, tune=_tuned("halving")["tune"], root=tmp_path)
+    five = result.tune_lines[0]
+    # rungs of 1, 2, 4, 5 epochs keep 4, 2, 1, 1 points of 2 runs: 8 + 2 x 2 x 1 + 1 x 2 x 2 + 1 x 2 x 1 = 18
+    # epochs over 8 trial runs, 2.25 epochs each on average
+    assert five.cells == 8 and five.train_images == pytest.approx(2.25 * 21 * 64)
+    assert "successive halving" in est.render("est", result)
 
 
-def test_cli_reads_a_tune_block_the_schema_does_not_know(tmp_path, monkeypatch, capsys):
-    raw = {k: v for k, v in config().items()}
-    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**raw, "tune": {"trials": 3}}))
+def test_cli_reads_the_tune_block(tmp_path, monkeypatch, capsys):
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(_tuned("grid")))
     monkeypatch.chdir(tmp_path)
     est.main(["grid.yaml"], None, "H100", 4, None)
     out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert lines[0].startswith("grid est on H100 SXM (989.4 TFLOP/s dense bf16), 4 GPUs; where nothing was measured")
-    assert lines[3].split()[:8] == ["digits", "softmax_ce", "5", "2", "1x8", "0.00358", "13,440", "4.88e-05"]
-    assert "total: 4 cells" in out and "tuning: 6 trial runs" in out
-    assert math.isclose(float(lines[3].split()[7]), (TRAIN_IMAGES * TRAIN + 600 * FORWARD) / 1e15, rel_tol=1e-2)
+    assert out.splitlines()[0].startswith("grid est on H100 SXM (989.4 TFLOP/s dense bf16), 4 GPUs")
+    assert "total: 4 cells" in out and "tuning: 16 trial runs" in out
 
 
 def test_an_fp32_grid_is_told_the_bf16_peak_overstates_it(tmp_path):
