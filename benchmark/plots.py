@@ -27,6 +27,24 @@ CURVES = [("train_loss", "train loss", False), ("val_accuracy", "validation accu
           ("lr", "learning rate (log scale)", True)]
 
 
+INSIDE = 8  # methods whose legend fits inside the axes; more go to the right, in columns of ROWS
+ROWS = 17
+
+
+def legend_columns(n: int) -> int:
+    return max(1, math.ceil(n / ROWS))
+
+
+def place_legend(ax, n: int, handles=None, labels=None) -> None:
+    """The legend inside the axes for a few methods, beside them (right, in columns) for many."""
+    args = (handles, labels) if handles is not None else ()
+    if n <= INSIDE:
+        ax.legend(*args, fontsize=7, frameon=False)
+    else:
+        ax.legend(*args, fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  ncol=legend_columns(n), borderaxespad=0.0)
+
+
 def style(i: int) -> dict:
     """Colour, marker and line style of the i-th method; markers and line styles cycle with different periods."""
     import matplotlib
@@ -64,10 +82,8 @@ def dataset_figure(frame: pd.DataFrame, dataset: str, methods: list[str], metric
     import matplotlib.pyplot as plt
 
     labels = labels or {}
-    if "method" not in frame.columns:
-        # The aggregate verb passes the old cell frame (loss, test_accuracy) until the lead rewires it.
-        frame = frame.rename(columns={"loss": "method", "test_accuracy": "accuracy"})
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    columns = legend_columns(len(methods))
+    fig, ax = plt.subplots(figsize=(6.4 + (2.3 * columns if len(methods) > INSIDE else 0), 4.2), dpi=150)
     ticks: dict[str, float] = {}
     for i, method in enumerate(methods):
         points = accuracy_points(frame, dataset, method, metric)
@@ -84,7 +100,7 @@ def dataset_figure(frame: pd.DataFrame, dataset: str, methods: list[str], metric
         ax.set_xticks(list(ticks.values()))
         ax.set_xticklabels([f"all ({v:.0f})" if s == "all" else s for s, v in ticks.items()])
         ax.minorticks_off()
-        ax.legend(fontsize=7, frameon=False)
+        place_legend(ax, len(methods))
     else:
         ax.text(0.5, 0.5, "no results yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("training images per class (log scale)")
@@ -127,7 +143,8 @@ def training_curves_figure(curves: pd.DataFrame, dataset: str, spc: str, methods
         raise ValueError(f"training curves of {dataset} spc {spc} have epoch {rows.epoch.min()}; epochs are 1-based")
     panels = [c for c in CURVES if (rows["name"] == c[0]).any()]
     width = max(len(panels), 1)
-    fig, axes = plt.subplots(1, width, figsize=(4.0 * width, 3.4), dpi=150, squeeze=False)
+    extra = 2.3 * legend_columns(len(methods)) if len(methods) > INSIDE else 0
+    fig, axes = plt.subplots(1, width, figsize=(4.0 * width + extra, 3.4), dpi=150, squeeze=False)
     means_all = curve_means(rows, dataset, spc)
     for ax, (name, ylabel, log) in zip(axes[0], panels, strict=False):
         for i, method in enumerate(methods):
@@ -145,7 +162,10 @@ def training_curves_figure(curves: pd.DataFrame, dataset: str, spc: str, methods
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     if panels:
-        axes[0][0].legend(fontsize=7, frameon=False)
+        if len(methods) > INSIDE:
+            place_legend(axes[0][-1], len(methods), *axes[0][0].get_legend_handles_labels())
+        else:
+            axes[0][0].legend(fontsize=7, frameon=False)
     else:
         axes[0][0].text(0.5, 0.5, "no training curves", ha="center", va="center", transform=axes[0][0].transAxes)
     spc_text = "all training images" if str(spc) == "all" else f"{spc} images per class"

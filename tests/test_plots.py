@@ -78,13 +78,6 @@ def test_dataset_figure_lines_legend_and_band():
     plt.close(fig)
 
 
-def test_dataset_figure_accepts_the_old_aggregate_frame():
-    old = cells().rename(columns={"method": "loss", "accuracy": "test_accuracy"})
-    fig = dataset_figure(old, "cub", ["a", "b"])
-    assert len(fig.axes[0].get_lines()) == 2
-    plt.close(fig)
-
-
 def test_plot_dataset_writes_png_and_pdf_with_truetype_fonts(tmp_path):
     paths = plot_dataset(cells(), "cub", ["a", "b"], tmp_path / "grid_cub")
     assert paths == [tmp_path / "grid_cub.png", tmp_path / "grid_cub.pdf"]
@@ -148,3 +141,19 @@ def test_training_curve_files(tmp_path):
     assert [p.name for p in written] == ["toy_cub_5.png", "toy_cub_5.pdf", "toy_cub_all.png", "toy_cub_all.pdf"]
     assert all(p.stat().st_size > 1000 for p in written)
     assert_no_type3(written[1])
+
+
+def test_many_methods_get_their_legend_beside_the_axes(tmp_path):
+    """32 methods do not fit a legend inside the axes: it goes to the right, in columns, and the figure widens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from benchmark.plots import dataset_figure
+
+    methods = [f"m{i}" for i in range(32)]
+    rows = [{"dataset": "d", "method": m, "spc": s, "split": 0, "seed": 0, "status": "ok", "accuracy": 50.0 + i,
+             "per_class": float(s)} for i, m in enumerate(methods) for s in ("5", "20")]
+    fig = dataset_figure(pd.DataFrame(rows), "d", methods)
+    legend = fig.axes[0].get_legend()
+    assert len(legend.get_texts()) == 32 and legend._ncols == 2
+    assert fig.get_size_inches()[0] > 6.4 + 4
