@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -25,8 +24,10 @@ EPOCHS = 10  # each flushed on its own (BENCHMARK_TRACKING_FLUSH_S=0): 10 rounds
 # benchmark.tracking.CellTracker (start, one flush per epoch, then the record and its artefacts). MLflow is
 # imported once and the cells are forked from that process, so the 16 start logging within milliseconds of
 # each other (16 imports of MLflow would stagger them by seconds on a small machine, and cost ~80 CPU s).
+# The grid's experiment is created first, by a forked process of its own (what tracking-init does), so
+# that no process forks with a store open: each cell opens its own connection.
 LAUNCHER = textwrap.dedent("""
-    import json, os, sys
+    import json, os, sys, time
     from pathlib import Path
     from types import SimpleNamespace
     # imported once, before the fork (the stores' modules too: MLflow imports them when a client first
@@ -36,6 +37,26 @@ LAUNCHER = textwrap.dedent("""
     from benchmark.tracking import CellTracker
 
     store, folder, processes, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+    def forked(action):  # run `action` in a child process; its pid (the child never returns here)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                action()
+                code = 0
+            except BaseException as error:  # noqa: BLE001 (the child must not return into the caller)
+                code = error.code if isinstance(error, SystemExit) else 1
+                if not isinstance(error, SystemExit):
+                    print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            os._exit(code)
+        return pid
+
+    def init():
+        from benchmark.tracking import init_grid
+        store.write_text(json.dumps(init_grid("concurrency", {"grid": "concurrency"})))
+
+    if os.waitpid(forked(init), 0)[1] != 0:
+        sys.exit("creating the grid's experiment failed")
     context = {"grid": "concurrency", "tracking": json.loads(store.read_text())}
 
     def cell(i):
@@ -56,41 +77,28 @@ LAUNCHER = textwrap.dedent("""
             raise SystemExit(1)
         print("cell run", tracker.run_id, flush=True)  # MLflow prints lines of its own
 
-    children = []
-    for i in range(processes):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                cell(i)
-                code = 0
-            except BaseException as error:  # noqa: BLE001 (the child must not return into the loop)
-                code = error.code if isinstance(error, SystemExit) else 1
-                if not isinstance(error, SystemExit):
-                    print(f"cell {i}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-            os._exit(code)
-        children.append(pid)
+    started = time.perf_counter()
+    children = [forked(lambda i=i: cell(i)) for i in range(processes)]
     failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+    print("elapsed", time.perf_counter() - started, flush=True)
     sys.exit(f"{len(failed)} of {processes} logging processes failed" if failed else 0)
 """)
 
 
 def log_concurrently(uri: str, folder: Path) -> tuple[list[str], float]:
-    """Initialise the grid's experiment, then fork 16 cell processes logging at once; their run ids, wall time."""
+    """Create the grid's experiment, then fork 16 cell processes logging at once: their run ids, and the wall
+    time from the first fork to the last cell's end."""
     folder.mkdir(parents=True, exist_ok=True)
     # cwd: a store without an artefact location keeps artefacts under ./mlruns, which must not be the repo
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "BENCHMARK_TRACKING_FLUSH_S": "0", "PYTHONPATH": str(REPO)}
-    store = folder / "store.json"
-    subprocess.run([sys.executable, "-m", "benchmark", "tracking-init", "--grid", "concurrency", "--config-json",
-                    json.dumps({"grid": "concurrency"}), "--out", str(store)], cwd=folder, env=env, check=True,
-                   capture_output=True)
-    cells = Path(tempfile.mkdtemp(prefix="cells-", dir=folder))
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", LAUNCHER, str(store), str(cells), str(PROCESSES), str(EPOCHS)],
-                            cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-    elapsed = time.perf_counter() - start
+    work = Path(tempfile.mkdtemp(prefix="cells-", dir=folder))
+    result = subprocess.run([sys.executable, "-c", LAUNCHER, str(work / "store.json"), str(work), str(PROCESSES),
+                             str(EPOCHS)], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"{result.stdout[-500:]}{result.stderr[-2000:]}")
-    return [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("cell run ")], elapsed
+    lines = [line.split() for line in result.stdout.splitlines()]
+    elapsed = next(float(words[1]) for words in lines if words[:1] == ["elapsed"])
+    return [words[-1] for words in lines if words[:2] == ["cell", "run"]], elapsed
 
 
 def free_port() -> int:
