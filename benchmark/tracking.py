@@ -288,8 +288,21 @@ def start_cell_run(client, info: dict, coordinates: dict, settings: dict, identi
     _params(client, run.info.run_id, params)
     dataset = Dataset(name=coordinates["dataset"], digest=identity["data"], source_type="local",
                       source=f"data/prepared/{coordinates['dataset']}")
-    client.log_inputs(run.info.run_id, datasets=[DatasetInput(dataset)])
+    _log_dataset(client, run.info.run_id, DatasetInput(dataset))
     return run.info.run_id
+
+
+def _log_dataset(client, run_id: str, dataset_input, attempts: int = 4) -> None:
+    """log_inputs, again when it lost a race: cells starting at once all insert the same dataset row (the
+    experiment's (name, digest) is unique), and the losers fail on the constraint although the row now exists."""
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=[dataset_input])
+            return
+        except Exception as error:  # sqlite: "UNIQUE constraint failed"; PostgreSQL: "violates unique constraint"
+            if "unique constraint" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def finish_cell_run(client, run_id: str, record: dict, cell_dir: Path) -> None:

@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/bench_tracking.py
 
-Each process imports MLflow, opens the store and logs one cell run (40 epochs of two curves);
-the figure is the wall time from starting the 16 processes to the last one finishing.
+One process imports MLflow and forks 16 cells; each opens the store and logs one cell run through
+benchmark.tracking.CellTracker (tests/services.py: EPOCHS epochs of two curves, each flushed); the figure
+is the wall time from starting that process to the last cell finishing.
 """
 
 from __future__ import annotations

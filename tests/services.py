@@ -18,38 +18,87 @@ from pathlib import Path
 PG_BIN = Path("/usr/lib/postgresql")
 REPO = Path(__file__).resolve().parent.parent
 PROCESSES = 16
-EPOCHS = 40
+EPOCHS = 10  # each flushed on its own (BENCHMARK_TRACKING_FLUSH_S=0): 10 rounds of 16 concurrent batches
 
-# One cell process's logging: a cell run with two per-epoch curves, as benchmark.train produces.
-WORKER = textwrap.dedent("""
-    import sys
-    from benchmark.tracking import log_cell
-    i, epochs = int(sys.argv[1]), int(sys.argv[2])
-    metrics = {
-        "cell": {"dataset": "digits", "loss": "cosine", "samples_per_class": 5, "seed": i},
-        "status": "ok", "test_accuracy": 0.5 + i / 100, "test_balanced_accuracy": 0.5, "wall_time_s": 1.0,
-        "curves": {"train_loss": [1.0 / (e + 1) + i for e in range(epochs)], "lr": [0.1] * epochs},
-        "data_hash": "abc", "device": "cpu", "provenance": {"code_commit": "x", "packages": {"torch": "2"}},
-    }
-    print(log_cell("concurrency", metrics, {"train": {"lr": 0.1, "epochs": epochs}}))
+# One process per cell, as a grid's jobs are: each tells the store what a real cell does, through
+# benchmark.tracking.CellTracker (start, one flush per epoch, then the record and its artefacts). MLflow is
+# imported once and the cells are forked from that process, so the 16 start logging within milliseconds of
+# each other (16 imports of MLflow would stagger them by seconds on a small machine, and cost ~80 CPU s).
+# The grid's experiment is created first, by a forked process of its own (what tracking-init does), so
+# that no process forks with a store open: each cell opens its own connection.
+LAUNCHER = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    from types import SimpleNamespace
+    # imported once, before the fork (the stores' modules too: MLflow imports them when a client first
+    # opens a store, 3 s of SQLAlchemy); no store is opened here, so no connection is shared by the cells
+    import mlflow.entities, mlflow.tracking, mlflow.store.tracking.rest_store  # noqa: F401
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    from benchmark.tracking import CellTracker
+
+    store, folder, processes, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+    def forked(action):  # run `action` in a child process; its pid (the child never returns here)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                action()
+                code = 0
+            except BaseException as error:  # noqa: BLE001 (the child must not return into the caller)
+                code = error.code if isinstance(error, SystemExit) else 1
+                if not isinstance(error, SystemExit):
+                    print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            os._exit(code)
+        return pid
+
+    def init():
+        from benchmark.tracking import init_grid
+        store.write_text(json.dumps(init_grid("concurrency", {"grid": "concurrency"})))
+
+    if os.waitpid(forked(init), 0)[1] != 0:
+        sys.exit("creating the grid's experiment failed")
+    context = {"grid": "concurrency", "tracking": json.loads(store.read_text())}
+
+    def cell(i):
+        cell_dir = folder / f"seed{i}"
+        cell_dir.mkdir(parents=True)
+        coordinates = {"dataset": "digits", "method": "cosine", "samples_per_class": 5, "split": 0, "seed": i}
+        identity = {"settings": "0123456789", "code": "c0de", "data": "da7a"}
+        tracker = CellTracker(context, cell_dir, coordinates, {"train": {"lr": 0.1, "epochs": epochs}}, identity)
+        for epoch in range(1, epochs + 1):
+            metrics = {"train_loss": 1.0 / epoch + i, "lr": 0.1, "epoch_s": 0.01}
+            tracker.epoch(None, SimpleNamespace(epoch=epoch), metrics)
+        record = {"cell": coordinates, "status": "ok", "test_accuracy": 0.5 + i / 100, "test_balanced_accuracy": 0.5,
+                  "wall_time_s": 1.0, "epochs_run": epochs, "identity": identity}
+        (cell_dir / "metrics.json").write_text(json.dumps(record))
+        (cell_dir / "cell.log").write_text(f"cell {i}\\n")
+        tracker.finished(record, cell_dir / "cell.log")
+        if tracker.info is None:  # the tracker swallowed a store failure (its line is on stderr)
+            raise SystemExit(1)
+        print("cell run", tracker.run_id, flush=True)  # MLflow prints lines of its own
+
+    started = time.perf_counter()
+    children = [forked(lambda i=i: cell(i)) for i in range(processes)]
+    failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+    print("elapsed", time.perf_counter() - started, flush=True)
+    sys.exit(f"{len(failed)} of {processes} logging processes failed" if failed else 0)
 """)
 
 
 def log_concurrently(uri: str, folder: Path) -> tuple[list[str], float]:
-    """Initialise the experiment, start 16 logging processes at once; return their run ids and wall time."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    subprocess.run([sys.executable, "-m", "benchmark", "tracking-init", "--grid", "concurrency", "--out",
-                    str(folder / "tracking.json")], cwd=REPO, env=env, check=True, capture_output=True)
-    start = time.perf_counter()
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(EPOCHS)], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for i in range(PROCESSES)]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    elapsed = time.perf_counter() - start
-    failures = [err for w, (_, err) in zip(workers, outputs, strict=True) if w.returncode != 0]
-    if failures:
-        raise RuntimeError(f"{len(failures)} of {PROCESSES} logging processes failed: {failures[0][-2000:]}")
-    return [out.strip().splitlines()[-1] for out, _ in outputs], elapsed
+    """Create the grid's experiment, then fork 16 cell processes logging at once: their run ids, and the wall
+    time from the first fork to the last cell's end."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # cwd: a store without an artefact location keeps artefacts under ./mlruns, which must not be the repo
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "BENCHMARK_TRACKING_FLUSH_S": "0", "PYTHONPATH": str(REPO)}
+    work = Path(tempfile.mkdtemp(prefix="cells-", dir=folder))
+    result = subprocess.run([sys.executable, "-c", LAUNCHER, str(work / "store.json"), str(work), str(PROCESSES),
+                             str(EPOCHS)], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"{result.stdout[-500:]}{result.stderr[-2000:]}")
+    lines = [line.split() for line in result.stdout.splitlines()]
+    elapsed = next(float(words[1]) for words in lines if words[:1] == ["elapsed"])
+    return [words[-1] for words in lines if words[:2] == ["cell", "run"]], elapsed
 
 
 def free_port() -> int:

@@ -4,8 +4,9 @@ Every dataset's tiny archive (tests/fixtures/archives.py: the real file names an
 served on 127.0.0.1. A temporary copy of the repository points config/datasets.yaml at that
 server (NABirds and Cars: files placed by hand in their manual folders, as the real ones must be)
 and runs the real stages: download@<dataset> -> prepare_raw@<dataset>, then one training cell per
-dataset through Snakemake. Bad sources are injected one at a time: each must end in one error line
-naming the dataset and the file, with the previously prepared folder left exactly as it was.
+dataset through Snakemake (the data rule's receipt, the train rule). Bad sources are injected one
+at a time: each must end in one error line naming the dataset and the file, with the previously
+prepared folder left exactly as it was.
 """
 
 from __future__ import annotations
@@ -29,17 +30,23 @@ from conftest import REPO, copy_repo, snakemake, workflow_env
 from fixtures import archives
 from fixtures.http import Fault, serve
 
-from benchmark.data import dataset_module
 from benchmark.data.hierarchies import HIERARCHIES
-from benchmark.data.prepared import load_prepared
+from benchmark.data.images import long_side
+from benchmark.data.prepared import load_metadata, load_prepared
 from benchmark.hierarchy import parse_hierarchy
+from benchmark.registry import dataset_module
 
 pytestmark = pytest.mark.slow
 
 DOWNLOADED = ["cub", "nabirds", "cars", "flowers", "mit67", "cifar100"]
 MANUAL = {"nabirds", "cars"}  # no download URL: placed by hand in data/manual/<dataset>
-RES = 16  # pixels: the fixtures' stored image side (CIFAR-100 stays 32)
-REFERENCE = Path("/work/shared/reference/hierarchies")
+RES = 16  # pixels: the fixtures' stored shorter side (CIFAR-100 stays 32)
+WIDE = long_side(RES, 1.5)  # the photos' canvas width (crop: whole, max_aspect 1.5): 24
+# Copies of the official hierarchy files, to check the pinned checksums against: in a `shared/` folder
+# beside the repository (or in it) where the project keeps its reference material. Not committed here
+# (third-party files); a checkout without that folder skips the one test that needs them.
+REFERENCE = next((p for p in (REPO / "shared", REPO.parent / "shared") if (p / "reference/hierarchies").is_dir()),
+                 REPO.parent / "shared") / "reference" / "hierarchies"
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
@@ -115,8 +122,9 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def snapshot(repo: Path) -> dict:
+    """Every file of data/prepared: the prepared folders (and any receipt beside them), by content."""
     prepared = repo / "data" / "prepared"
-    return {"listing": sorted(os.listdir(prepared)), **{d.name: tree(d) for d in prepared.iterdir()}}
+    return {"listing": sorted(os.listdir(prepared)), **tree(prepared)}
 
 
 def fails_cleanly(repo: Path, before: dict, dataset: str, *says: str) -> str:
@@ -166,24 +174,31 @@ def filtered_tar(source: Path, dest: Path, drop: str) -> str:
 
 
 def training_config(repo: Path, name: str, datasets: list[str]) -> Path:
-    """One short cell per dataset: softmax CE, 1 image per class, 1 epoch, the digits model settings."""
+    """One short cell per dataset: softmax CE, 1 image per class, 1 epoch of 2 steps, the digits model; the
+    photos (stored whole in a canvas) with random crops of their shorter side, as the paper's 448 of 512."""
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    config.update(grid=name, datasets=datasets, losses=["softmax_ce"], samples_per_class=[1], seeds=[0])
-    config["train"]["epochs"] = 1
-    config["train"]["batch_size"] = 8
+    config.update(grid=name, datasets=datasets, methods=["softmax_ce"], samples_per_class=[1], seeds=[0],
+                  seeds_per_job=1, tracking=False)
+    config["train"].update(epochs=1, batch_size=8, steps_per_epoch=2)
     digits = config["dataset_settings"]["digits"]
     config["dataset_settings"] = {d: copy.deepcopy(digits) for d in datasets}
+    for d in datasets:
+        if d != "cifar100":
+            config["dataset_settings"][d]["augment"] = {"crop": RES, "hflip": True}
     path = repo / "config" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 def real_size(name: str) -> int:
-    """Bytes of the real dataset's prepared images at its configured resolution: N x r x r x 3."""
+    """Bytes of the real dataset's prepared images at its configured resolution: N x r x 1.5 r x 3 (the
+    photos' canvas), N x 32 x 32 x 3 for CIFAR-100."""
     settings = yaml.safe_load((REPO / "config" / "datasets.yaml").read_text())[name]
     facts = dataset_module(name).FACTS
-    side = 32 if name == "cifar100" else settings["resolution"]
-    return (facts.train + facts.test) * side * side * 3
+    if name == "cifar100":
+        return (facts.train + facts.test) * 32 * 32 * 3
+    side = settings["resolution"]
+    return (facts.train + facts.test) * side * long_side(side, settings.get("max_aspect", 1.5)) * 3
 
 
 # --- every dataset, the happy path -----------------------------------------------------------------
@@ -194,15 +209,19 @@ def test_every_dataset_downloads_prepares_and_trains(www, server, tmp_path, caps
     configure(repo, www, server.base, DOWNLOADED)
 
     figures = {}
+    started = time.perf_counter()  # one DVC run for all six (each DVC start costs seconds here)
+    dvc(repo, "repro", "--pull", *[f"prepare_raw@{name}" for name in DOWNLOADED])
+    seconds = time.perf_counter() - started
     for name in DOWNLOADED:
         fixture = fixtures[name]
-        started = time.perf_counter()
-        dvc(repo, "repro", "--pull", f"prepare_raw@{name}")
-        seconds = time.perf_counter() - started
-        prepared = load_prepared(repo / "data" / "prepared" / name, mmap_mode="r")
-        side = 32 if name == "cifar100" else RES
-        assert isinstance(prepared.images, np.memmap)
-        assert prepared.images.shape == (len(fixture.labels), side, side, 3)
+        prepared = load_prepared(repo / "data" / "prepared" / name)
+        n = len(fixture.labels)
+        if name == "cifar100":
+            assert prepared.images.shape == (n, 32, 32, 3) and prepared.sizes is None
+        else:  # whole images in a canvas: the shorter side at RES, the longer up to 1.5 RES
+            assert prepared.images.shape == (n, RES, WIDE, 3) and prepared.sizes.shape == (n, 2)
+            assert (prepared.sizes.min(axis=1) == RES).all() and (prepared.sizes.max(axis=1) <= WIDE).all()
+            assert (prepared.sizes.max(axis=1) > RES).any()  # the fixtures' odd sizes: not all squares
         assert prepared.labels.tolist() == fixture.labels
         assert prepared.train_idx.tolist() == fixture.train and prepared.test_idx.tolist() == fixture.test
         assert prepared.metadata["classes"] == fixture.classes
@@ -211,7 +230,7 @@ def test_every_dataset_downloads_prepares_and_trains(www, server, tmp_path, caps
         assert {f: fixture.files[f] for f in sources} == {f: sources[f]["md5"] for f in sources}
         assert all(sources[f]["manual"] == (name in MANUAL) for f in sources)
         size = sum(p.stat().st_size for p in (repo / "data" / "prepared" / name).iterdir())
-        figures[name] = {"seconds": seconds, "bytes": size, "images": len(fixture.labels)}
+        figures[name] = {"bytes": size, "images": len(fixture.labels)}
     assert not (repo / "data" / "raw" / "nabirds" / "nabirds.tar.gz").exists()  # extracted from data/manual
 
     # dvc.lock pins the raw folder (cache: false, still hashed) and the prepared folder
@@ -237,13 +256,20 @@ def test_every_dataset_downloads_prepares_and_trains(www, server, tmp_path, caps
     assert server.requests[before:] == []
     assert (repo / "dvc.lock").read_text() == locked and snapshot(repo) == state
 
-    # one short cell per dataset through the workflow, and CIFAR-100's superclass hierarchy
+    # one short cell per dataset through the workflow (the data rule finds each prepared: a receipt of
+    # its hash, no stage runs), and CIFAR-100's superclass hierarchy
     config = training_config(repo, "fixtures", DOWNLOADED)
     snakemake(repo, "all", "data/hierarchies/cifar100_coarse.txt", "--cores", "2", "--configfile", str(config))
     for name in DOWNLOADED:
-        metrics = json.loads((repo / f"results/cells/{name}/softmax_ce/spc1/seed0/metrics.json").read_text())
+        receipt = json.loads((repo / "data" / "prepared" / f"{name}.json").read_text())
+        (path,) = (repo / "results" / "cells" / name / "softmax_ce" / "spc1").glob("*/split0/seed0/metrics.json")
+        metrics = json.loads(path.read_text())
         assert metrics["status"] == "ok" and metrics["num_classes"] == len(fixtures[name].classes)
+        assert metrics["identity"]["data"] == receipt["data_hash"] == metrics["data_hash"]
+        assert metrics["train_images"] == len(fixtures[name].classes)  # 1 per class
     assert (repo / "results" / "tables" / "fixtures.md").is_file()
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {k: v for k, v in after.items() if k != "hierarchy_coarse"} == lock  # nothing prepared again
     from benchmark.hierarchy import coarse_label_hierarchy
 
     coarse = (repo / "data" / "hierarchies" / "cifar100_coarse.txt").read_text()
@@ -251,11 +277,11 @@ def test_every_dataset_downloads_prepares_and_trains(www, server, tmp_path, caps
     assert server.requests[before:] == []
 
     with capsys.disabled():
-        print("\n\ndataset   fixture images  prepared bytes  download+prepare s   real images at r   expected bytes")
+        print(f"\n\ndownload + prepare of the six fixture datasets: {seconds:.1f} s (one dvc repro)")
+        print("dataset   fixture images  prepared bytes   real images at r   expected bytes")
         for name, f in figures.items():
             facts = dataset_module(name).FACTS
-            print(f"{name:9} {f['images']:14} {f['bytes']:15,} {f['seconds']:18.1f}   "
-                  f"{facts.train + facts.test:16,} {real_size(name):16,}")
+            print(f"{name:9} {f['images']:14} {f['bytes']:15,}   {facts.train + facts.test:16,} {real_size(name):16,}")
 
 
 # --- bad sources, each through `dvc repro` -----------------------------------------------------
@@ -315,22 +341,19 @@ def test_http_errors_and_truncated_transfer(www, server, tmp_path):
     assert "Running stage 'prepare_raw@flowers'" not in result.stdout  # same raw bytes: nothing to rebuild
     assert snapshot(repo) == before
 
-    # through the workflow (changed settings, so the download must run): the error reaches
-    # Snakemake's output and the job's log
+    # through the workflow (changed settings, so the download must run): the error line is in the job's
+    # log, and the previously prepared folder stays as it was (the rule's output is the receipt beside
+    # it, which is all Snakemake deletes of a failed job). Not on the console: the default profile's
+    # `quiet: [rules]` also silences --show-failed-logs (Snakemake 9.27).
     server.faults["setid.mat"] = Fault(status=404)
     shutil.rmtree(repo / "data" / "raw" / "flowers")
     edit_settings(repo, "flowers", resolution=RES - 4)
-    result = snakemake(repo, "data/prepared/flowers", "--cores", "1", "--show-failed-logs",
-                       "--forcerun", "prepare_dataset", check=False)
+    result = snakemake(repo, "data/prepared/flowers.json", "--cores", "1", check=False)
     assert result.returncode != 0
     log = (repo / "logs" / "prepare" / "flowers.log").read_text()
-    for text in (log, result.stdout + result.stderr):
-        assert "data error: dataset flowers, file setid.mat" in text and "HTTP 404" in text
-    # Snakemake removes a job's output before running it; the last good version is in DVC's cache
-    assert not (repo / "data" / "prepared" / "flowers").exists()
-    server.faults.clear()
-    dvc(repo, "checkout", "prepare_raw@flowers")
-    assert snapshot(repo) == before
+    assert "data error: dataset flowers, file setid.mat" in log and "HTTP 404" in log, log
+    assert "logs/prepare/flowers.log" in result.stdout + result.stderr  # where to look
+    assert snapshot(repo) == before and not (repo / "data" / "prepared" / "flowers.json").exists()
 
 
 def test_mit67_unsafe_and_truncated_archives_and_wrong_class_count(www, server, tmp_path):
@@ -426,7 +449,7 @@ def serve_hierarchies(repo: Path, folder: Path, server, files: dict[str, bytes],
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference copies of the official hierarchies not present")
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"no copies of the official hierarchies at {REFERENCE}")
 def test_official_hierarchies_match_their_pinned_checksums(www, server, tmp_path):
     folder, _ = www
     repo = copy_repo(tmp_path / "repo")
@@ -472,7 +495,7 @@ def test_nabirds_hierarchy_stage(www, server, tmp_path):
     result = dvc(repo, "repro", "--pull", "prepare_raw@nabirds", "hierarchy_nabirds")
     assert "Running stage 'hierarchy_nabirds'" in result.stdout
 
-    class_ids = load_prepared(repo / "data" / "prepared" / "nabirds", mmap_mode="r").metadata["class_ids"]
+    class_ids = load_metadata(repo / "data" / "prepared" / "nabirds")["class_ids"]
     hierarchy = parse_hierarchy(out, len(class_ids), class_ids)  # as the embeddings read it
     assert sorted((p, c) for c, p in hierarchy.parent.items()) == sorted(fixture.extra["hierarchy_edges"])
     run(repo, "benchmark", "embed", "--hierarchy", "data/hierarchies/nabirds.txt", "--data", "data/prepared/nabirds",
