@@ -2,9 +2,11 @@
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # This checkout's package, whichever copy of it is installed (jobs run `python -m benchmark` from here too).
@@ -114,3 +116,26 @@ def tuning_inputs(wildcards):
 
 def aggregate_outputs():
     return [str(p) for group in AGGREGATE.values() for p in group]
+
+
+RUN_STARTED = time.time()
+
+
+def print_failed_logs():
+    """onerror: the error line of every job log this run wrote that ends in an error, with its path.
+
+    The profile's `quiet: [rules]` also silences `--show-failed-logs`, so without this a failed job
+    shows only its command; our verbs end a failure with one line that names the thing and the fix.
+    """
+    shown = 0
+    for root in ("logs", "results"):
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = Path(folder, name)
+                if name.endswith(".log") and path.stat().st_mtime >= RUN_STARTED and shown < 20:
+                    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+                    ours = [line for line in lines if re.match(r"([a-z]+ )?error: ", line)]  # "data error: ..."
+                    last = ours[-1] if ours else lines[-1] if lines else ""
+                    if "error" in last.lower():
+                        print(f"{path}: {last}", file=sys.stderr)
+                        shown += 1
