@@ -298,8 +298,9 @@ def test_harmonic_resnet50():
     model = harmonic_resnet50(3, 7)
     # torchvision ResNet-50: 7x7 stem, 16 bottlenecks (each 1x1, 3x3, 1x1) and 4 1x1 downsample convs.
     assert _kinds(model) == {"block": 1, "linear": 16, "conv1x1": 36, "conv_other": 0}
-    assert model.conv1.use_bn and model.conv1.num_filters == 49 and model.conv1.weight.shape == (64, 147, 1, 1)
-    assert model.conv1.stride == (2, 2) and model.conv1.padding == (3, 3)
+    stem = model.features.conv1
+    assert stem.use_bn and stem.num_filters == 49 and stem.weight.shape == (64, 147, 1, 1)
+    assert stem.stride == (2, 2) and stem.padding == (3, 3)
     assert _count(model) == 23_508_032 + 2048 * 7 + 7  # same as the plain ResNet-50
     _forward_backward(model, torch.randn(2, 3, 32, 32), torch.tensor([1, 5]), 7)
 
