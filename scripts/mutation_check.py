@@ -12,6 +12,7 @@ must pass first (the baseline), or every "caught" would mean nothing.
     python scripts/mutation_check.py --jobs 2          # two copies at a time (a 2-core machine)
     python scripts/mutation_check.py --only labels-misaligned --no-baseline
     python scripts/mutation_check.py --list
+    python scripts/mutation_check.py --ignore tests/test_x.py   # leave a module out (passed to pytest)
 
 Exit status: 0 when every mutation is caught, 1 when one survives, 2 when the baseline fails or a mutation
 no longer applies (its code changed: update the mutation here; tests/test_mutation_check.py checks that
@@ -112,10 +113,11 @@ def first_failure(output: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def run_suite(root: Path, timeout_s: float) -> tuple[bool, str, float]:
-    """(passed, first failure, seconds) of the fast suite in `root`."""
+def run_suite(root: Path, timeout_s: float, ignore: list[str]) -> tuple[bool, str, float]:
+    """(passed, first failure, seconds) of the fast suite in `root`, without the modules `ignore`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "pytest", "-m", "not slow", "-x", "-q", "-p", "no:cacheprovider", *SUITE]
+    command = [sys.executable, "-m", "pytest", "-m", "not slow", "-x", "-q", "-p", "no:cacheprovider",
+               *(f"--ignore={path}" for path in ignore), *SUITE]
     started = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -126,7 +128,7 @@ def run_suite(root: Path, timeout_s: float) -> tuple[bool, str, float]:
     return result.returncode == 0, "" if result.returncode == 0 else first_failure(output), seconds
 
 
-def check(mutation: Mutation | None, timeout_s: float) -> tuple[bool, str, float]:
+def check(mutation: Mutation | None, timeout_s: float, ignore: list[str]) -> tuple[bool, str, float]:
     """Copy the working tree, apply `mutation` (None: the baseline) and run the fast suite there."""
     sys.path.insert(0, str(REPO))
     from perf.repo_copy import copy_repo
@@ -135,7 +137,7 @@ def check(mutation: Mutation | None, timeout_s: float) -> tuple[bool, str, float
         root = copy_repo(Path(tmp) / "repo")
         if mutation is not None:
             apply(mutation, root)
-        return run_suite(root, timeout_s)
+        return run_suite(root, timeout_s, ignore)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants checked at once (each runs one pytest)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated copy")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per suite run")
+    parser.add_argument("--ignore", nargs="+", default=[], metavar="PATH", help="test modules to leave out")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     args = parser.parse_args(argv)
     chosen = MUTATIONS
@@ -165,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not args.no_baseline:
-        passed, failure, seconds = check(None, args.timeout)
+        passed, failure, seconds = check(None, args.timeout, args.ignore)
         print(f"baseline (no mutation): {'passes' if passed else 'FAILS at ' + failure} in {seconds:.0f} s", flush=True)
         if not passed:
             print("error: the fast suite fails without any mutation; fix that first", file=sys.stderr)
             return 2
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda m: check(m, args.timeout), chosen))
+        results = list(pool.map(lambda m: check(m, args.timeout, args.ignore), chosen))
     width = max(len(m.name) for m in chosen)
     print(f"\n{'mutation':{width}s}  caught  {'seconds':>7s}  by")
     for m, (passed, failure, seconds) in zip(chosen, results, strict=True):

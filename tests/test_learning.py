@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures.cells import run_cell, settings_for
+from fixtures.cell_runs import run_cell, settings_for
 from fixtures.configs import method_defaults
 
 from benchmark.__main__ import main

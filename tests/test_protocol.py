@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures.cells import CPU, run_cell, settings_for
+from fixtures.cell_runs import CPU, run_cell, settings_for
 from fixtures.configs import minimal_config
 
 import benchmark.train.build as build_module

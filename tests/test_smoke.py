@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from fixtures.cells import settings_for
+from fixtures.cell_runs import settings_for
 
 from benchmark.augment import augment, eval_view
 from benchmark.hierarchy import Hierarchy, embed_hierarchy

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures.cells import CPU, settings_for
+from fixtures.cell_runs import CPU, settings_for
 
 import benchmark.train.build as build_module
 import benchmark.train.loop as loop_module
