@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Run first: these catch a broken trainer within seconds; the rest of the suite follows (pytest drops the
-# duplicates).
+# Run first: these catch a broken trainer within seconds; the rest of the suite follows, module by module.
 FIRST = ["tests/test_protocol.py", "tests/test_learning.py", "tests/test_losses.py"]
-SUITE = [*FIRST, "tests", "perf/tests"]
+# In a mutant its own test fails by design (the mutated text is gone): it is the baseline's to run.
+MUTANT_IGNORES = ["tests/test_mutation_check.py"]
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,19 @@ def first_failure(output: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def suite(root: Path, ignore: list[str]) -> list[str]:
+    """The test modules of `root` in the order they run: FIRST, then the others (pytest keeps the order of
+    the files it is given, not of a folder it is given)."""
+    found = [p.relative_to(root).as_posix() for folder in ("tests", "perf/tests")
+             for p in sorted((root / folder).glob("test_*.py"))]
+    return [m for m in dict.fromkeys([*FIRST, *found]) if m in found and m not in ignore]
+
+
 def run_suite(root: Path, timeout_s: float, ignore: list[str]) -> tuple[bool, str, float]:
     """(passed, first failure, seconds) of the fast suite in `root`, without the modules `ignore`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-m", "not slow", "-x", "-q", "-p", "no:cacheprovider",
-               *(f"--ignore={path}" for path in ignore), *SUITE]
+               *suite(root, ignore)]
     started = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -137,6 +145,7 @@ def check(mutation: Mutation | None, timeout_s: float, ignore: list[str]) -> tup
         root = copy_repo(Path(tmp) / "repo")
         if mutation is not None:
             apply(mutation, root)
+            ignore = [*ignore, *MUTANT_IGNORES]
         return run_suite(root, timeout_s, ignore)
 
 
@@ -146,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants checked at once (each runs one pytest)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated copy")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per suite run")
-    parser.add_argument("--ignore", nargs="+", default=[], metavar="PATH", help="test modules to leave out")
+    parser.add_argument("--ignore", nargs="+", default=[], metavar="PATH",
+                        help="test modules to leave out (paths from the repository root)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     args = parser.parse_args(argv)
     chosen = MUTATIONS

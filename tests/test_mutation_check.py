@@ -41,6 +41,14 @@ def test_first_failure_reads_the_short_summary():
     assert script.first_failure("ERROR tests/test_z.py - ImportError\n") == "tests/test_z.py"
 
 
+def test_the_trainer_tests_run_first_and_ignored_modules_not_at_all():
+    script = _script()
+    modules = script.suite(REPO, ["tests/test_slurm.py"])
+    assert modules[:len(script.FIRST)] == script.FIRST
+    assert "tests/test_slurm.py" not in modules and "tests/test_config.py" in modules
+    assert len(modules) == len(set(modules))
+
+
 @pytest.mark.slow
 def test_misaligned_labels_are_caught():
     result = subprocess.run([sys.executable, str(SCRIPT), "--only", "labels-misaligned", "--no-baseline"],
