@@ -105,9 +105,12 @@ def test_what_a_loss_trains_towards_is_what_its_scores_predict(name):
     size = build_method(settings, context).model.head.out_features  # what the loss asks the model for
     outputs = (0.01 * torch.randn(2 * classes, size)).requires_grad_(True)
     target = torch.arange(2 * classes) % classes
-    params = [outputs, *loss.parameters()]
+    # A loss on the pooled features too (OLE) gets features of its own to pull.
+    features = [(0.01 * torch.randn(2 * classes, 8)).requires_grad_(True)] if getattr(loss, "uses_features", False) \
+        else []
+    params = [outputs, *features, *loss.parameters()]
     for _ in range(300):  # plain gradient descent: what the loss pulls towards
-        value = loss(outputs, target)
+        value = loss(outputs, target, *features)
         grads = torch.autograd.grad(value, params)
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
