@@ -23,6 +23,7 @@ from benchmark.models.harmonic import (
 )
 from benchmark.models.resnet import cifar_resnet110_wide
 from benchmark.models.small_cnn import SmallCNN
+from benchmark.optim import SGD
 
 S2 = math.sqrt(2) / 2  # cos(pi / 4) = -cos(3 pi / 4)
 S3 = math.sqrt(3) / 2  # cos(pi / 6) = -cos(5 pi / 6); cos(pi / 2) = 0
@@ -355,8 +356,9 @@ def _digits_accuracy(shuffle_labels: bool) -> float:
         y_train = y_train[torch.randperm(len(train), generator=gen)]
     torch.manual_seed(0)
     model = harmonic_small_cnn(1, 10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    for _ in range(200):
+    # The trainer's SGD: torch.optim's constructor imports torch._dynamo (1.5 s).
+    opt = SGD([{"params": list(model.parameters())}], lr=0.05, momentum=0.9, weight_decay=5e-4)
+    for _ in range(100):
         batch = torch.randint(len(train), (64,), generator=gen)
         opt.zero_grad()
         F.cross_entropy(model(x[train][batch]), y_train[batch]).backward()
@@ -367,7 +369,8 @@ def _digits_accuracy(shuffle_labels: bool) -> float:
 
 
 def test_harmonic_small_cnn_learns_digits():
-    # 10 classes: chance is 0.1. Held-out accuracy after 200 SGD steps of batch 64.
+    # 10 classes: chance is 0.1. Held-out accuracy after 100 SGD steps of batch 64 (measured: 0.975, and
+    # 0.099 with shuffled training labels).
     assert _digits_accuracy(shuffle_labels=False) > 0.85
     assert _digits_accuracy(shuffle_labels=True) < 0.2
 
