@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.cell_runs import run_cell, settings_for
-from fixtures.configs import method_defaults
+from fixtures.methods import defaults as method_defaults
 
 from benchmark.__main__ import main
 from benchmark.evaluate import predict

@@ -135,7 +135,9 @@ def test_paper_schedule_restarts_after_12_36_84_180():
 
 def test_claim_digits_grid():
     config = grid("claim_digits")
-    assert len(cells(config)) == 3 * 6 * 5
+    # digits: 3 methods x 6 sizes, mnist5k: its own 4 sizes; each on 3 splits x 5 seeds
+    assert len(cells(config)) == 3 * (6 + 4) * 3 * 5
+    assert {c[2] for c in cells(config) if c[0] == "mnist5k"} == {2, 5, 10, 50}
     assert config["baseline"] == "softmax_ce"
 
 
