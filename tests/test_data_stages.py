@@ -32,13 +32,17 @@ def test_every_dataset_has_settings_and_stages():
         assert isinstance(params[name], dict), name
         stage = stage_writing(f"data/prepared/{name}", DVC_YAML)
         assert all((REPO / path).is_file() for path in stage.code), stage.code
-        assert f"benchmark/data/{name}.py" in stage.code and "benchmark/data/prepared.py" in stage.code
+        module = DATASETS[name].replace(".", "/") + ".py"  # cub_deic_224 shares benchmark/data/cub_deic.py
+        assert module in stage.code and "benchmark/data/prepared.py" in stage.code, name
         if name in DOWNLOADED:
             assert stage.name == f"prepare_raw@{name}" and stage.upstream == [f"data/raw/{name}"]
             assert params[name]["raw_dir"] == f"data/raw/{name}"
             assert stage_writing(f"data/raw/{name}", DVC_YAML).name == f"download@{name}"
-        else:
-            assert stage.name == f"prepare@{name}" and stage.upstream == []
+        elif stage.upstream:  # derived from another dataset's download (CUB with DEIC's split)
+            assert stage.name.endswith(f"@{name}") and all(stage_writing(p, DVC_YAML) for p in stage.upstream)
+            assert not any(p.startswith("data/prepared/") for p in stage.upstream)
+        else:  # built in: no download
+            assert stage.name == f"prepare@{name}"
     assert stage_writing("data/prepared/nabirds", DVC_YAML).code.count("benchmark/data/cub_layout.py") == 1
     assert {params["cub"]["resolution"], params["nabirds"]["resolution"], params["cars"]["resolution"],
             params["flowers"]["resolution"], params["mit67"]["resolution"]} == {512, 256}
