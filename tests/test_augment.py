@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from benchmark.augment import (
-    ERASE_ASPECT,
     augment,
     center_crop,
     eval_view,
@@ -18,7 +17,12 @@ from benchmark.augment import (
     random_shift,
 )
 from benchmark.evaluate import accuracy, balanced_accuracy, predict
-from benchmark.losses import build_loss
+from benchmark.losses.cosine import CosineLoss
+from benchmark.losses.softmax import SoftmaxCrossEntropy
+from benchmark.methods import Method
+
+NO_AUGMENT = {"hflip": False, "max_shift": 0, "shift_fill": "zero"}  # the schema's defaults
+ERASE = {"area": (0.02, 0.3), "aspect": (0.3, 3.33)}  # the schema's defaults (Zhong et al.)
 
 
 def _shift_by_hand(image: np.ndarray, sy: int, sx: int) -> np.ndarray:
@@ -74,8 +78,7 @@ def test_random_shift_zero_is_identity():
     state = gen.get_state()
     assert torch.equal(random_shift(x, 0, gen), x)
     assert torch.equal(gen.get_state(), state)  # consumes no random numbers
-    assert torch.equal(augment(x, {"hflip": False, "max_shift": 0}, gen), x)
-    assert torch.equal(augment(x, {}, gen), x)
+    assert torch.equal(augment(x, NO_AUGMENT, gen), x)
 
 
 def test_random_shift_deterministic_for_a_generator():
@@ -110,9 +113,9 @@ def test_augment_applies_flip_only_when_asked():
     x = _marked_batch(50)
     x[:, 0] = 0.0
     x[:, 0, 4, 1] = 1.0
-    no_flip = augment(x, {"hflip": False, "max_shift": 0}, torch.Generator().manual_seed(0))
+    no_flip = augment(x, NO_AUGMENT, torch.Generator().manual_seed(0))
     assert torch.equal(no_flip, x)
-    with_flip = augment(x, {"hflip": True, "max_shift": 0}, torch.Generator().manual_seed(0))
+    with_flip = augment(x, {**NO_AUGMENT, "hflip": True}, torch.Generator().manual_seed(0))
     assert not torch.equal(with_flip, x)
 
 
@@ -194,11 +197,12 @@ def test_random_erasing_rectangles_area_aspect_and_noise():
 
 def test_random_erasing_deterministic_per_generator_and_p_extremes():
     x = torch.full((32, 3, 16, 16), -1.0)
-    a = random_erasing(x, torch.Generator().manual_seed(7))
-    assert torch.equal(a, random_erasing(x, torch.Generator().manual_seed(7)))
-    assert not torch.equal(a, random_erasing(x, torch.Generator().manual_seed(8)))
-    assert torch.equal(random_erasing(x, torch.Generator().manual_seed(0), p=0.0), x)
-    assert all(b is not None for b in _erased_boxes(random_erasing(x, torch.Generator().manual_seed(0), p=1.0)))
+    a = random_erasing(x, torch.Generator().manual_seed(7), p=0.5, **ERASE)
+    assert torch.equal(a, random_erasing(x, torch.Generator().manual_seed(7), p=0.5, **ERASE))
+    assert not torch.equal(a, random_erasing(x, torch.Generator().manual_seed(8), p=0.5, **ERASE))
+    assert torch.equal(random_erasing(x, torch.Generator().manual_seed(0), p=0.0, **ERASE), x)
+    boxes = _erased_boxes(random_erasing(x, torch.Generator().manual_seed(0), p=1.0, **ERASE))
+    assert all(b is not None for b in boxes)
 
 
 def test_random_erasing_skips_images_where_no_candidate_fits():
@@ -206,7 +210,6 @@ def test_random_erasing_skips_images_where_no_candidate_fits():
     x = torch.full((20, 1, 10, 10), -1.0)
     out = random_erasing(x, torch.Generator().manual_seed(0), p=1.0, area=(0.95, 0.99), aspect=(3.0, 3.3))
     assert torch.equal(out, x)
-    assert ERASE_ASPECT == (0.3, 3.33)
 
 
 def test_random_shift_nearest_fill_repeats_the_edge():
@@ -222,13 +225,13 @@ def test_random_shift_nearest_fill_repeats_the_edge():
 def test_augment_photo_pipeline_shapes_dtype_and_determinism():
     """The paper's photo pipeline: uint8 512 store -> random 448 crop, flip, erasing -> float."""
     x = torch.randint(0, 256, (2, 3, 512, 512), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    settings = {"crop": 448, "hflip": True, "erase": {"p": 0.5, "area": [0.02, 0.3], "aspect": [0.3, 3.33]}}
+    settings = {**NO_AUGMENT, "crop": 448, "hflip": True, "erase": {"p": 0.5, **ERASE}}
     a = augment(x, settings, torch.Generator().manual_seed(1))
     assert a.shape == (2, 3, 448, 448) and a.dtype == torch.float32
     assert torch.equal(a, augment(x, settings, torch.Generator().manual_seed(1)))
     view = eval_view(x, settings)
     assert view.dtype == torch.float32 and torch.equal(view, x[:, :, 32:480, 32:480].float())
-    assert torch.equal(eval_view(x, {"hflip": True, "max_shift": 5}), x.float())
+    assert torch.equal(eval_view(x, {**NO_AUGMENT, "hflip": True, "max_shift": 5}), x.float())
 
 
 # --------------------------------------------------------------------------- evaluation metrics
@@ -257,11 +260,11 @@ def test_predict_uses_the_loss_scoring_rule():
     # Identity "model": the outputs are the given rows; with 2-D class embeddings the cosine rule
     # picks the embedding nearest in angle, not the largest coordinate.
     emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-    loss = build_loss("cosine", num_classes=3, embed_dim=2, class_embeddings=emb)
+    method = Method(nn.Identity(), CosineLoss(num_classes=3, embed_dim=2, class_embeddings=emb))
     rows = torch.tensor([[0.1, 0.9], [-3.0, 1.0], [2.0, -1.0], [0.5, 0.6]])
-    model = nn.Identity()
-    preds = predict(model, loss, [rows[:2], rows[2:]])
+    method.train()
+    preds = predict(method, [rows[:2], rows[2:]])
     assert preds.tolist() == [1, 2, 0, 1]
-    assert not model.training and not loss.training
-    softmax = build_loss("softmax_ce", num_classes=2, embed_dim=2)
-    assert predict(model, softmax, [rows]).tolist() == [1, 1, 0, 1]
+    assert not method.training and not method.model.training and not method.loss.training
+    softmax = Method(nn.Identity(), SoftmaxCrossEntropy(num_classes=2, embed_dim=2))
+    assert predict(softmax, [rows]).tolist() == [1, 1, 0, 1]

@@ -1,5 +1,5 @@
 """The data layer's wiring, fast: registry, dvc.yaml and config/datasets.yaml agree; CLI errors are
-one line; the chunked statistics are exact; prepared images can be memory-mapped."""
+one line; the chunked statistics are exact; a prepared folder round-trips and a damaged one is one error."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import yaml
 from conftest import REPO
 
 from benchmark.__main__ import main
-from benchmark.data import DATASETS, dataset_module, load_settings
 from benchmark.data.errors import DataError
 from benchmark.data.facts import DatasetFacts, counts, expected_facts
 from benchmark.data.hierarchies import HIERARCHIES, source
-from benchmark.data.prepared import channel_stats, load_prepared, write_prepared
-from benchmark.data.stages import expand, params_json, stage_writing
+from benchmark.data.prepared import channel_stats, data_hash, load_prepared, write_prepared
+from benchmark.data.settings import load_settings
+from benchmark.data.stages import content_params_json, expand, stage_writing
+from benchmark.registry import DATASETS, dataset_module
 
 DVC_YAML = REPO / "dvc.yaml"
 PARAMS = REPO / "config" / "datasets.yaml"
@@ -31,13 +32,17 @@ def test_every_dataset_has_settings_and_stages():
         assert isinstance(params[name], dict), name
         stage = stage_writing(f"data/prepared/{name}", DVC_YAML)
         assert all((REPO / path).is_file() for path in stage.code), stage.code
-        assert f"benchmark/data/{name}.py" in stage.code and "benchmark/data/prepared.py" in stage.code
+        module = DATASETS[name].replace(".", "/") + ".py"  # cub_deic_224 shares benchmark/data/cub_deic.py
+        assert module in stage.code and "benchmark/data/prepared.py" in stage.code, name
         if name in DOWNLOADED:
             assert stage.name == f"prepare_raw@{name}" and stage.upstream == [f"data/raw/{name}"]
             assert params[name]["raw_dir"] == f"data/raw/{name}"
             assert stage_writing(f"data/raw/{name}", DVC_YAML).name == f"download@{name}"
-        else:
-            assert stage.name == f"prepare@{name}" and stage.upstream == []
+        elif stage.upstream:  # derived from another dataset's download (CUB with DEIC's split)
+            assert stage.name.endswith(f"@{name}") and all(stage_writing(p, DVC_YAML) for p in stage.upstream)
+            assert not any(p.startswith("data/prepared/") for p in stage.upstream)
+        else:  # built in: no download
+            assert stage.name == f"prepare@{name}"
     assert stage_writing("data/prepared/nabirds", DVC_YAML).code.count("benchmark/data/cub_layout.py") == 1
     assert {params["cub"]["resolution"], params["nabirds"]["resolution"], params["cars"]["resolution"],
             params["flowers"]["resolution"], params["mit67"]["resolution"]} == {512, 256}
@@ -83,12 +88,14 @@ def test_stage_expansion(tmp_path):
         stage_writing("out/c", dvc_yaml)
 
 
-def test_params_json(tmp_path):
+def test_content_params_json_leaves_out_how_data_is_fetched(tmp_path):
     params = tmp_path / "p.yaml"
-    params.write_text("cub: {resolution: 16, crop: center}\nhierarchies: {cub_flat: {}}\n")
-    assert params_json("cub", params=params) == '{"crop": "center", "resolution": 16}'
-    assert params_json("hierarchies", "cub_flat", params=params) == "{}"
-    assert params_json("nabirds", params=params) == "null"
+    params.write_text("cub: {resolution: 16, crop: center, workers: 8, url: 'http://mirror', "
+                      "sources: {a.tgz: {md5: x, url: 'http://m2'}}}\nhierarchies: {cub_flat: {}}\n")
+    assert json.loads(content_params_json("cub", params=params)) == {"crop": "center", "resolution": 16,
+                                                                     "sources": {"a.tgz": {"md5": "x"}}}
+    assert content_params_json("hierarchies", "cub_flat", params=params) == "{}"
+    assert content_params_json("nabirds", params=params) == "null"
 
 
 def test_channel_stats_exact_in_chunks():
@@ -103,15 +110,25 @@ def test_channel_stats_exact_in_chunks():
     assert channel_stats(flat, np.arange(3)) == ([round(7 / 255, 6)], [0.0])
 
 
-def test_load_prepared_memory_maps_on_request(tmp_path):
+def test_prepared_folder_round_trips_and_damage_is_one_error(tmp_path):
     images = np.arange(6 * 4 * 4 * 3, dtype=np.uint8).reshape(6, 4, 4, 3)
-    write_prepared(tmp_path / "toy", "toy", images, np.array([0, 1, 0, 1, 0, 1]), np.arange(4), np.arange(4, 6),
-                   ["a", "b"])
-    default = load_prepared(tmp_path / "toy")
-    mapped = load_prepared(tmp_path / "toy", mmap_mode="r")
-    assert not isinstance(default.images, np.memmap) and isinstance(mapped.images, np.memmap)
-    assert not isinstance(mapped.labels, np.memmap)
-    assert np.array_equal(default.images, mapped.images) and default.metadata == mapped.metadata
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    meta = write_prepared(tmp_path / "toy", "toy", images, labels, np.array([3, 0, 1, 2]), np.arange(4, 6),
+                          ["a", "b"])
+    loaded = load_prepared(tmp_path / "toy")
+    assert np.array_equal(loaded.images, images) and np.array_equal(loaded.labels, labels)
+    assert loaded.train_idx.tolist() == [0, 1, 2, 3] and loaded.test_idx.tolist() == [4, 5]  # sorted on write
+    assert loaded.metadata == meta and loaded.num_classes == 2 and meta["train_per_class"] == [2, 2]
+    other = write_prepared(tmp_path / "other", "toy", images, labels[::-1].copy(), np.arange(4), np.arange(4, 6),
+                           ["a", "b"])
+    assert data_hash(other) != data_hash(meta)  # other labels: other data
+    with pytest.raises(ValueError, match="overlap"):
+        write_prepared(tmp_path / "bad", "toy", images, labels, np.arange(5), np.arange(4, 6), ["a", "b"])
+    (tmp_path / "toy" / "labels.npy").unlink()
+    with pytest.raises(DataError, match="incomplete or damaged"):
+        load_prepared(tmp_path / "toy")
+    with pytest.raises(DataError, match="not found at"):
+        load_prepared(tmp_path / "missing")
 
 
 def test_expected_counts():

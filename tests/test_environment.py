@@ -22,7 +22,3 @@ def test_environment_yml_pins_equal_pyproject() -> None:
     version = python.split("=")[1]
     assert re.fullmatch(r">=3\.11,<3\.\d+", project["requires-python"]) and version == "3.11"
 
-
-def test_torch_pins_are_the_required_ones() -> None:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps

@@ -23,6 +23,7 @@ from benchmark.models.harmonic import (
 )
 from benchmark.models.resnet import cifar_resnet110_wide
 from benchmark.models.small_cnn import SmallCNN
+from benchmark.optim import SGD
 
 S2 = math.sqrt(2) / 2  # cos(pi / 4) = -cos(3 pi / 4)
 S3 = math.sqrt(3) / 2  # cos(pi / 6) = -cos(5 pi / 6); cos(pi / 2) = 0
@@ -298,8 +299,9 @@ def test_harmonic_resnet50():
     model = harmonic_resnet50(3, 7)
     # torchvision ResNet-50: 7x7 stem, 16 bottlenecks (each 1x1, 3x3, 1x1) and 4 1x1 downsample convs.
     assert _kinds(model) == {"block": 1, "linear": 16, "conv1x1": 36, "conv_other": 0}
-    assert model.conv1.use_bn and model.conv1.num_filters == 49 and model.conv1.weight.shape == (64, 147, 1, 1)
-    assert model.conv1.stride == (2, 2) and model.conv1.padding == (3, 3)
+    stem = model.features.conv1
+    assert stem.use_bn and stem.num_filters == 49 and stem.weight.shape == (64, 147, 1, 1)
+    assert stem.stride == (2, 2) and stem.padding == (3, 3)
     assert _count(model) == 23_508_032 + 2048 * 7 + 7  # same as the plain ResNet-50
     _forward_backward(model, torch.randn(2, 3, 32, 32), torch.tensor([1, 5]), 7)
 
@@ -354,8 +356,9 @@ def _digits_accuracy(shuffle_labels: bool) -> float:
         y_train = y_train[torch.randperm(len(train), generator=gen)]
     torch.manual_seed(0)
     model = harmonic_small_cnn(1, 10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    for _ in range(200):
+    # The trainer's SGD: torch.optim's constructor imports torch._dynamo (1.5 s).
+    opt = SGD([{"params": list(model.parameters())}], lr=0.05, momentum=0.9, weight_decay=5e-4)
+    for _ in range(100):
         batch = torch.randint(len(train), (64,), generator=gen)
         opt.zero_grad()
         F.cross_entropy(model(x[train][batch]), y_train[batch]).backward()
@@ -366,7 +369,8 @@ def _digits_accuracy(shuffle_labels: bool) -> float:
 
 
 def test_harmonic_small_cnn_learns_digits():
-    # 10 classes: chance is 0.1. Held-out accuracy after 200 SGD steps of batch 64.
+    # 10 classes: chance is 0.1. Held-out accuracy after 100 SGD steps of batch 64 (measured: 0.975, and
+    # 0.099 with shuffled training labels).
     assert _digits_accuracy(shuffle_labels=False) > 0.85
     assert _digits_accuracy(shuffle_labels=True) < 0.2
 

@@ -1,34 +1,38 @@
 """Class hierarchies, LCS-height similarities and the "unitsphere" class embedding.
 
 Small hierarchies are checked against similarities and embeddings worked out by hand; the
-official hierarchies (kept outside the repository, in shared/reference/hierarchies) against
-their known node counts and heights and E E^T = S.
+official hierarchies (downloaded by the workflow into data/hierarchies/, or any folder named by
+$REFERENCE_HIERARCHIES holding them under their official or their workflow names; checked against their
+pinned sha256) against their known node counts and heights and E E^T = S.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmark.__main__ import main
+from benchmark.data.hierarchies import HIERARCHIES
 from benchmark.hierarchy import (
     Hierarchy,
-    class_embeddings,
     coarse_label_hierarchy,
+    dataset_embeddings,
     embed_hierarchy,
-    file_sha256,
     fine_to_coarse_from_labels,
     load_embeddings,
-    main,
     parse_hierarchy,
     save_embeddings,
     unitsphere_embedding,
 )
+from benchmark.io import file_hash
 
-HIERARCHIES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hierarchies"
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = Path(os.environ.get("REFERENCE_HIERARCHIES", REPO / "data" / "hierarchies"))
 
 # A 4-leaf tree of unequal depth (root 10, height 3):
 #
@@ -88,7 +92,7 @@ def test_uneven_tree_heights_lcs_and_similarity(tmp_path):
 
 
 def test_uneven_tree_embedding_by_hand(tmp_path):
-    emb = class_embeddings(_write(tmp_path, UNEVEN), 4)
+    emb = embed_hierarchy(parse_hierarchy(_write(tmp_path, UNEVEN), 4))
     # e0 = (1, 0, 0, 0); e1: x = S10 / 1 = 0 -> (0, 1, 0, 0);
     # e2: x = (0, 1/3), last = sqrt(1 - 1/9) = sqrt(8)/3;
     # e3: x0 = 0, x1 = 1/3, (1/3)(1/3) + (sqrt(8)/3) x2 = 2/3 -> x2 = 5 / (3 sqrt(8)),
@@ -229,41 +233,66 @@ def test_fine_to_coarse_from_labels():
 
 # --------------------------------------------------------------------------- storage
 
-def test_save_load_and_cli(tmp_path, capsys):
+def test_save_load_and_embed_verb(tmp_path, capsys):
     path = _write(tmp_path, UNEVEN)
-    emb = class_embeddings(path, 4)
+    emb = embed_hierarchy(parse_hierarchy(path, 4))
     out = tmp_path / "emb" / "uneven.unitsphere.npy"
-    save_embeddings(out, emb, file_sha256(path), "unitsphere")
-    loaded, meta = load_embeddings(out, expected_sha256=file_sha256(path))
+    save_embeddings(out, emb, file_hash(path), "unitsphere")
+    loaded, meta = load_embeddings(out)
     np.testing.assert_array_equal(loaded, emb)
-    assert meta == {"hierarchy_sha256": file_sha256(path), "method": "unitsphere", "shape": [4, 4]}
+    assert meta == {"hierarchy_sha256": file_hash(path), "method": "unitsphere", "shape": [4, 4]}
     assert json.loads(out.with_suffix(".json").read_text()) == meta
-    with pytest.raises(ValueError, match="recompute"):
-        load_embeddings(out, expected_sha256="0" * 64)
+    np.save(out, emb[:3])  # an array its sidecar does not describe
+    with pytest.raises(ValueError, match=r"shape \[3, 4\] but its sidecar says \[4, 4\]"):
+        load_embeddings(out)
     with pytest.raises(ValueError, match=".npy"):
         save_embeddings(tmp_path / "x.pickle", emb, "0", "unitsphere")
 
-    cli_out = tmp_path / "cli.npy"
-    main([str(path), "4", str(cli_out)])
-    assert "4 classes" in capsys.readouterr().out
-    np.testing.assert_array_equal(load_embeddings(cli_out)[0], emb)
+    # The workflow's verb: classes from a prepared dataset's metadata, leaves by label or by class id.
+    data = tmp_path / "prepared"
+    data.mkdir()
+    (data / "metadata.json").write_text(json.dumps({"name": "toy", "classes": list("abcd"), "class_ids": [4, 1, 3, 2]}))
+    main(["embed", "--hierarchy", str(path), "--data", str(data), "--out", str(tmp_path / "cli.npy")])
+    assert "(4, 4)" in capsys.readouterr().out
+    cli, cli_meta = load_embeddings(tmp_path / "cli.npy")
+    np.testing.assert_array_equal(cli, emb)
+    assert cli_meta["dataset"] == "toy" and cli_meta["hierarchy_sha256"] == file_hash(path)
+    by_id = _write(tmp_path, "10 1\n10 11\n11 2\n11 12\n12 3\n12 4\n", "ids.txt")  # UNEVEN, leaves 1..4
+    perm = [3, 0, 2, 1]  # class i is leaf class_ids[i]: 4, 1, 3, 2 = UNEVEN's leaves 3, 0, 2, 1
+    ids = dataset_embeddings(by_id, json.loads((data / "metadata.json").read_text()), "metadata")
+    np.testing.assert_allclose(ids @ ids.T, UNEVEN_S[np.ix_(perm, perm)], rtol=0, atol=1e-12)
+    with pytest.raises(SystemExit, match="class ids"):
+        main(["embed", "--hierarchy", str(path), "--data", str(data), "--class-ids", "metadata",
+              "--out", str(tmp_path / "bad.npy")])
 
 
 # --------------------------------------------------------------------------- official hierarchies
 
 REAL = [
-    # file, leaf id of class 0 (ids consecutive), classes, nodes, max height
-    ("cifar.parent-child.txt", 0, 100, 163, 8),
-    ("cub_wikispecies.parent-child.txt", 1, 200, 383, 6),
-    ("cub_balanced.parent-child.txt", 1, 200, 421, 7),
-    ("cub_flat.parent-child.txt", 1, 200, 368, 4),
+    # name (benchmark.data.hierarchies), nodes, max height
+    ("cifar100", 163, 8),
+    ("cub_wikispecies", 383, 6),
+    ("cub_balanced", 421, 7),
+    ("cub_flat", 368, 4),
 ]
 
 
-@pytest.mark.skipif(not HIERARCHIES.is_dir(), reason=f"reference hierarchies not present at {HIERARCHIES}")
-@pytest.mark.parametrize(("name", "first_id", "classes", "nodes", "height"), REAL)
-def test_official_hierarchies(name, first_id, classes, nodes, height):
-    path = HIERARCHIES / name
+def _reference(name: str) -> Path | None:
+    """The official file of hierarchy `name` in REFERENCE, under its workflow or its official name."""
+    for path in (REFERENCE / f"{name}.txt", REFERENCE / Path(HIERARCHIES[name]["path"]).name):
+        if path.is_file():
+            return path
+    return None
+
+
+@pytest.mark.parametrize(("name", "nodes", "height"), REAL)
+def test_official_hierarchies(name, nodes, height):
+    path = _reference(name)
+    if path is None:
+        pytest.skip(f"hierarchy {name} not found in {REFERENCE} (set REFERENCE_HIERARCHIES or run the workflow)")
+    entry = HIERARCHIES[name]
+    assert file_hash(path) == entry["sha256"], f"{path} is not the official {name}"
+    first_id, classes = entry["first_id"], entry["classes"]
     ids = list(range(first_id, first_id + classes))
     h = parse_hierarchy(path, classes, class_ids=ids)
     assert (h.num_classes, len(h.nodes), h.max_height) == (classes, nodes, height)
@@ -273,9 +302,8 @@ def test_official_hierarchies(name, first_id, classes, nodes, height):
     rng = np.random.default_rng(0)
     for a, b in rng.integers(0, classes, size=(50, 2)):
         assert sim[a, b] == pytest.approx(1.0 - h.dissimilarity(ids[a], ids[b]))
-    emb = class_embeddings(path, classes, class_ids=ids)
-    _check_embedding(emb, sim)
+    _check_embedding(embed_hierarchy(h), sim)
     # The CUB files number classes from 1 (CUB's own ids): reading them from 0 must fail loudly.
     shifted = list(range(1 - first_id, 1 - first_id + classes))
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=str(path)):
         parse_hierarchy(path, classes, class_ids=shifted)

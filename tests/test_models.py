@@ -44,13 +44,13 @@ def test_resnet50_has_no_way_to_ask_for_weights(monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
     model = resnet50(in_channels=3, output_dim=10)
-    assert model.fc.out_features == 10
+    assert model.head.out_features == 10
     assert set(inspect.signature(resnet50).parameters) == {"in_channels", "output_dim"}
     with pytest.raises(TypeError):
         resnet50(in_channels=3, output_dim=10, weights="IMAGENET1K_V2")  # type: ignore[call-arg]
     # Two constructions give different random weights (nothing fixed is loaded).
     other = resnet50(in_channels=3, output_dim=10)
-    assert not torch.equal(model.conv1.weight, other.conv1.weight)
+    assert not torch.equal(model.features.conv1.weight, other.features.conv1.weight)
 
 
 def test_resnet50_parameter_count():

@@ -3,16 +3,16 @@ them with our difference; the paired-difference section of the Markdown table.""
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
+import pandas as pd
 import pytest
 import yaml
+from fixtures.configs import minimal_config
+from fixtures.records import write_records
 
-from benchmark.aggregate import write_tables
-from benchmark.config import REPO_ROOT, cell_dir
+from benchmark.aggregate import collect, reference
+from benchmark.config import REPO_ROOT, table_rows
 from benchmark.reference import ReferenceFileError, load_reference
+from benchmark.tables import summarise, to_csv, to_latex, to_markdown
 
 # Barz & Denzler, WACV 2020, Table 2 (rows) x (CUB, NAB, Cars, Flowers-102, MIT67, CIFAR-100), as in PAPER.md.
 DATASETS = ["cub", "nabirds", "cars", "flowers", "mit67", "cifar100"]
@@ -48,71 +48,57 @@ def test_table3_file_holds_the_papers_numbers():
     assert all(set(row) == {"cub"} for row in ref["values"].values())
 
 
-def _write(root: Path, dataset: str, loss: str, spc, seed: int, accuracy: float) -> None:
-    path = root / cell_dir(dataset, loss, spc, seed) / "metrics.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"status": "ok", "test_accuracy": accuracy, "test_balanced_accuracy": accuracy,
-                                "train_images": 100, "num_classes": 10}))
-
-
 @pytest.fixture
-def grid(tmp_path) -> dict:
+def grid(tmp_path, monkeypatch) -> tuple[dict, object]:
     """Two seeds of softmax_ce and cosine on digits at 5 per class and 'all', a reference for 'all'."""
     accuracy = {("softmax_ce", 5): [0.60, 0.70], ("cosine", 5): [0.75, 0.70],
                 ("softmax_ce", "all"): [0.90, 0.92], ("cosine", "all"): [0.93, 0.95]}
-    for (loss, spc), values in accuracy.items():
-        for seed, value in enumerate(values):
-            _write(tmp_path, "digits", loss, spc, seed, value)
     (tmp_path / "ref.yaml").write_text(yaml.safe_dump({
         "source": "A & B 2020, Table 9", "metric": "test_accuracy", "samples_per_class": "all",
         "values": {"softmax_ce": {"digits": 95.0, "cub": 50.0}, "cosine": {"digits": 90.25}, "mse": {"digits": 1}},
     }))
-    return {"grid": "ref", "datasets": ["digits"], "losses": ["softmax_ce", "cosine"],
-            "samples_per_class": [5, "all"], "seeds": [0, 1], "reference": "ref.yaml",
-            "paired_baseline": "softmax_ce"}
+    monkeypatch.chdir(tmp_path)  # the config names its reference file relative to the repository
+    config = minimal_config(grid="ref", methods=["softmax_ce", "cosine"], samples_per_class=[5, "all"],
+                            seeds=[0, 1], reference="ref.yaml", baseline="softmax_ce")
+    write_records(tmp_path, config, accuracy)
+    frame, _ = collect(config, root=tmp_path)
+    # the test accuracy, as the aggregate computes it
+    summary = summarise(frame, table_rows(config), [("digits", "5"), ("digits", "all")], baseline="softmax_ce",
+                        reference=reference(config, tmp_path))
+    return config, summary
 
 
 def _md_rows(text: str) -> dict[str, list[str]]:
-    table = text.split("### Paired")[0]
-    return {cells[0]: cells[1:] for line in table.splitlines() if line.startswith("| ") and "| loss |" not in line
+    return {cells[0]: cells[1:] for line in text.splitlines() if line.startswith("| ") and "| method |" not in line
             for cells in [[c.strip() for c in line.strip().strip("|").split(" | ")]]}
 
 
-def test_tables_show_reference_and_difference(grid, tmp_path):
-    prefix = tmp_path / "t"
-    _, summary = write_tables(grid, prefix, root=tmp_path)
-    md = prefix.with_suffix(".md").read_text()
-    assert "[paper X, Δ ours - X]: A & B 2020, Table 9" in md.splitlines()[0]
-    assert _md_rows(md) == {
-        "softmax_ce": ["65.0 ± 7.1 (n=2)", "91.0 ± 1.4 (n=2) [paper 95.0, Δ -4.0]"],
-        "cosine": ["**72.5 ± 3.5** (n=2)", "**94.0 ± 1.4** (n=2) [paper 90.2, Δ +3.8]"],
-    }
-    tex = prefix.with_suffix(".tex").read_text()
-    assert r"\textbf{94.0 $\pm$ 1.4} (n=2) [paper 90.2, $\Delta$ +3.8]" in tex
-    assert r"A \& B 2020" in tex
-    with open(prefix.with_suffix(".csv"), newline="") as handle:
-        rows = {(r["loss"], r["spc"]): r for r in csv.DictReader(handle)}
-    assert float(rows[("cosine", "all")]["reference"]) == pytest.approx(90.25)
-    assert float(rows[("cosine", "all")]["difference"]) == pytest.approx(3.75)
-    assert rows[("cosine", "5")]["reference"] == "" and rows[("cosine", "5")]["difference"] == ""
-    assert set(summary.columns) >= {"reference", "difference"}
+def test_tables_show_reference_and_difference(grid):
+    _, summary = grid
+    md = to_markdown(summary)
+    rows = _md_rows(md)
+    # means by hand: softmax_ce all (90 + 92) / 2 = 91 vs 95 -> -4.0; cosine all 94 vs 90.25 -> +3.75
+    assert rows["softmax_ce"][1].endswith("[paper 95.0, Δ -4.0]")
+    assert rows["cosine"][1].endswith("[paper 90.2, Δ +3.8]")
+    assert "paper" not in rows["cosine"][0]  # the reference is for 'all' only
+    assert "A & B 2020, Table 9" in md
+    tex = to_latex(summary, "ref")
+    assert r"[paper 90.2, $\Delta$ +3.8]" in tex and r"A \& B 2020" in tex
+    csv = to_csv(summary)
+    assert "reference" in csv.splitlines()[0]
+    cells = summary.cells.set_index(["method", "spc"])
+    assert cells.loc[("cosine", "all"), "reference"] == pytest.approx(90.25)
+    assert cells.loc[("cosine", "all"), "reference_diff"] == pytest.approx(3.75)
+    assert pd.isna(cells.loc[("cosine", "5"), "reference"])
 
 
-def test_paired_differences_per_seed(grid, tmp_path):
-    prefix = tmp_path / "p"
-    write_tables(grid, prefix, root=tmp_path)
-    md = prefix.with_suffix(".md").read_text()
-    paired = md.split("### Paired difference to softmax_ce")[1]
-    # cosine - softmax_ce per seed: 5/class +15, 0 -> mean 7.5, std 10.6, ahead on 1 of 2; all: +3, +3.
-    assert "| cosine | +7.5 ± 10.6 (1/2) | +3.0 ± 0.0 (2/2) |" in paired
-
-
-def test_a_loss_a_dataset_does_not_run_shows_a_dash(tmp_path):
-    _write(tmp_path, "digits", "softmax_ce", 5, 0, 0.5)
-    config = {"grid": "dash", "datasets": ["digits"], "losses": ["softmax_ce", "cosine"], "samples_per_class": [5],
-              "seeds": [0], "dataset_settings": {"digits": {"model": "small_cnn", "losses": ["softmax_ce"]}}}
-    write_tables(config, tmp_path / "d", root=tmp_path)
-    assert _md_rows((tmp_path / "d.md").read_text()) == {"softmax_ce": ["**50.0 ± 0.0** (n=1)"]}
+def test_paired_differences_to_the_baseline(grid):
+    _, summary = grid
+    cells = summary.cells.set_index(["method", "spc"])
+    # cosine - softmax_ce per seed: 5/class +15, 0 -> mean 7.5; all: +3, +3 -> 3.0 (sd 0)
+    assert cells.loc[("cosine", "5"), "diff_to_baseline"] == pytest.approx(7.5)
+    assert cells.loc[("cosine", "all"), "diff_to_baseline"] == pytest.approx(3.0)
+    assert cells.loc[("cosine", "all"), "n_pairs"] == 2
 
 
 @pytest.mark.parametrize("content,needle", [
@@ -121,7 +107,7 @@ def test_a_loss_a_dataset_does_not_run_shows_a_dash(tmp_path):
     ({"source": "x", "metric": "test_accuracy", "values": {}}, "needs the keys"),
     ({"source": "x", "metric": "top5", "samples_per_class": "all", "values": {}}, "metric 'top5' is unknown"),
     ({"source": "x", "metric": "test_accuracy", "samples_per_class": "all", "values": {"triplet": {"cub": 1}}},
-     "'triplet' does not name a registered loss"),
+     "'triplet' does not name a registered"),
     ({"source": "x", "metric": "test_accuracy", "samples_per_class": "all", "values": {"cosine": {"cub": 101}}},
      "cosine.cub is 101"),
     ({"source": "x", "metric": "test_accuracy", "samples_per_class": "all", "values": {"cosine": 5}},

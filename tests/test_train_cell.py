@@ -1,6 +1,6 @@
 """train_cell end to end on a tiny prepared dataset: semantic embeddings from the embed verb, class
-counts of the subset actually trained on, the validation split and best-epoch selection, the
-test-time centre crop, weight decay on kernels only."""
+counts of the subset actually trained on, the validation split and best-epoch selection (1-based
+epochs), patience, the test-time centre crop, weight decay on kernels only."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures.cell_runs import CPU, settings_for
 
-import benchmark.train as train_module
+import benchmark.train.build as build_module
+import benchmark.train.loop as loop_module
+import benchmark.train.record as record_module
 from benchmark.__main__ import main
 from benchmark.data.prepared import write_prepared
 from benchmark.hierarchy import Hierarchy
-from benchmark.train import Cell, model_parameter_groups, train_cell
+from benchmark.methods.base import model_parameter_groups
+from benchmark.train import Cell, train_cell
 
 TRAIN_PER_CLASS = [10, 6, 8, 12]
 HIERARCHY = "9 7\n9 8\n7 0\n7 1\n8 2\n8 3\n"  # classes {0, 1} and {2, 3} are siblings
@@ -37,17 +41,15 @@ def toy(tmp_path_factory) -> Path:
     return root
 
 
-def _settings(**train) -> dict:
-    return {
-        "model": "small_cnn",
-        "augment": {"crop": 8, "hflip": True, "erase": {"p": 0.5}},
-        "train": {"epochs": 3, "batch_size": 8, "steps_per_epoch": 4, "lr": 0.05, "grad_clip_norm": 10.0,
-                  "optimizer": {"momentum": 0.9, "weight_decay": 5e-4},
-                  "schedule": {"name": "sgdr", "first_cycle": 1, "cycle_mult": 2, "min_lr": 1e-6}, **train},
-        "loss": {},
-        "device": "cpu",
-        "eval_batch_size": 16,
-    }
+def _settings(label: str = "softmax_ce", **train) -> dict:
+    return settings_for(label, train={"epochs": 3, "batch_size": 8, "steps_per_epoch": 4, "lr": 0.05,
+                                      "schedule": {"name": "sgdr", "first_cycle": 1, "cycle_mult": 2}, **train},
+                        augment={"crop": 8, "hflip": True, "erase": {"p": 0.5}},
+                        digits={"hierarchies": ["toy"]})
+
+
+def _run(toy: Path, method: str, settings: dict, spc="all", seed: int = 0, **kwargs) -> dict:
+    return train_cell(Cell("toy", method, spc, 0, seed), settings, CPU, toy / "prepared", **kwargs)
 
 
 def test_embed_verb_writes_embeddings_and_sidecar(toy, tmp_path):
@@ -70,25 +72,32 @@ def test_semantic_cell_with_validation_and_best_epoch(toy, tmp_path, monkeypatch
     emb_path = tmp_path / "toy.npy"
     main(["embed", "--hierarchy", str(toy / "toy.txt"), "--data", str(toy / "prepared"), "--out", str(emb_path)])
     seen: list[tuple[bool, tuple[int, ...]]] = []
-    build_model = train_module.build_model
+    embeddings = {}
+    build_method = build_module.build_method
 
-    def recording_model(*args, **kwargs):
-        model = build_model(*args, **kwargs)
-        model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, inputs[0].shape)))
-        return model
+    def recording_method(settings, context):
+        method = build_method(settings, context)
+        embeddings["context"] = context.embeddings
+        method.model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training,
+                                                                                   inputs[0].shape)))
+        return method
 
-    monkeypatch.setattr(train_module, "build_model", recording_model)
-    settings = {**_settings(validation_fraction=0.25, select="best_val"), "hierarchy": "toy",
+    monkeypatch.setattr(build_module, "build_method", recording_method)
+    settings = {**_settings("cosine_ce_semantic-toy", validation_fraction=0.25, select="best_val"),
                 "embeddings": str(emb_path)}
-    metrics = train_cell(Cell("toy", "cosine_ce_semantic-toy", "all", 0), settings, toy / "prepared")
+    metrics = _run(toy, "cosine_ce_semantic-toy", settings)
 
-    assert metrics["status"] == "ok" and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["status"] == "ok"
     # round(0.25 n) per class: 10 -> 3, 6 -> 2, 8 -> 2, 12 -> 3
     assert metrics["validation"]["images"] == 10 and metrics["train_images"] == 36 - 10
-    assert len(metrics["curves"]["val_accuracy"]) == 3
+    assert len(metrics["curves"]["val_accuracy"]) == 3 == metrics["epochs_run"]
     assert metrics["tested_epoch"] == metrics["validation"]["best_epoch"]
-    assert metrics["validation"]["best_accuracy"] == max(metrics["curves"]["val_accuracy"])
+    assert 1 <= metrics["tested_epoch"] <= 3
+    best = metrics["validation"]["best_accuracy"]
+    assert best == max(metrics["curves"]["val_accuracy"])
+    assert metrics["curves"]["val_accuracy"].index(best) + 1 == metrics["tested_epoch"]  # the first best, 1-based
     assert metrics["class_embeddings"]["hierarchy"] == "toy" and metrics["class_embeddings"]["shape"] == [4, 4]
+    np.testing.assert_allclose(embeddings["context"].numpy(), np.load(emb_path), atol=1e-6)  # the file's
     # Training sees random 8 x 8 crops; validation and test see the 8 x 8 centre crop, never 12 x 12.
     assert {shape[-2:] for _, shape in seen} == {(8, 8)}
     assert any(training for training, _ in seen) and any(not training for training, _ in seen)
@@ -97,58 +106,65 @@ def test_semantic_cell_with_validation_and_best_epoch(toy, tmp_path, monkeypatch
 
 def test_class_counts_are_those_of_the_training_subset(toy, monkeypatch):
     captured = {}
-    build_loss = train_module.build_loss
+    build_method = build_module.build_method
 
-    def spy(name, **kwargs):
-        captured.update(kwargs)
-        return build_loss(name, **kwargs)
+    def spy(settings, context):
+        captured["class_counts"] = context.class_counts
+        return build_method(settings, context)
 
-    monkeypatch.setattr(train_module, "build_loss", spy)
-    train_cell(Cell("toy", "cb_softmax", "all", 1), _settings(epochs=1, validation_fraction=0.25), toy / "prepared")
+    monkeypatch.setattr(build_module, "build_method", spy)
+    _run(toy, "cb_softmax", _settings("cb_softmax", epochs=1, validation_fraction=0.25), seed=1)
     assert captured["class_counts"] == [10 - 3, 6 - 2, 8 - 2, 12 - 3]  # the pool minus the validation images
-    train_cell(Cell("toy", "cb_focal", 5, 1), _settings(epochs=1), toy / "prepared")
+    _run(toy, "cb_focal", _settings("cb_focal", epochs=1), spc=5, seed=1)
     assert captured["class_counts"] == [5, 5, 5, 5]
 
 
 def _scripted_validation(monkeypatch, values: list[float]) -> None:
-    """Validation accuracies follow `values` (the validation split has 10 images; the test set 20)."""
+    """Validation accuracies follow `values`."""
     scripted = iter(values)
-    real = train_module.accuracy
-    monkeypatch.setattr(train_module, "accuracy", lambda pred, target: next(scripted) if len(target) == 10
-                        else real(pred, target))
+    monkeypatch.setattr(loop_module, "validation_accuracy", lambda run: next(scripted))
 
 
 def test_patience_stops_when_validation_stalls(toy, monkeypatch):
     _scripted_validation(monkeypatch, [0.5, 0.6, 0.6, 0.6, 0.9])
-    metrics = train_cell(Cell("toy", "softmax_ce", "all", 0),
-                         _settings(epochs=7, validation_fraction=0.25, patience=2), toy / "prepared")
+    metrics = _run(toy, "softmax_ce", _settings(epochs=7, validation_fraction=0.25, patience=2))
     assert metrics["curves"]["val_accuracy"] == [0.5, 0.6, 0.6, 0.6]  # two epochs without a better one
-    assert metrics["epochs_run"] == 4 and metrics["tested_epoch"] == 3  # select: last
-    assert metrics["validation"]["best_epoch"] == 1
+    assert metrics["epochs_run"] == 4 and metrics["tested_epoch"] == 4  # select: last; epochs 1-based
+    assert metrics["validation"]["best_epoch"] == 2 and metrics["validation"]["best_accuracy"] == 0.6
+    assert metrics["validation"]["final_accuracy"] == 0.6
 
 
-def test_best_val_restores_the_best_epoch(toy, monkeypatch):
+def test_best_val_tests_the_best_epochs_weights(toy, monkeypatch):
     _scripted_validation(monkeypatch, [0.5, 0.9, 0.1])
-    settings = _settings(epochs=3, validation_fraction=0.25, select="best_val")
-    restored = []
-    load = torch.nn.Module.load_state_dict
+    states, tested = [], []
 
-    def recording_load(self, state, *args, **kwargs):
-        restored.append(type(self).__name__)
-        return load(self, state, *args, **kwargs)
+    def keep(run, progress, metrics):  # on_epoch: the weights after each epoch
+        states.append({k: v.clone() for k, v in run.evaluated.state_dict().items()})
 
-    monkeypatch.setattr(torch.nn.Module, "load_state_dict", recording_load)
-    metrics = train_cell(Cell("toy", "cosine_ce", "all", 0), settings, toy / "prepared")
-    assert metrics["tested_epoch"] == 1 and metrics["validation"]["final_accuracy"] == 0.1
-    assert restored == ["SmallCNN", "CosineCrossEntropyLoss"]  # the model and the loss's CE head
+    predict_images = record_module.predict_images
+
+    def test_time(run, idx):
+        tested.append({k: v.clone() for k, v in run.evaluated.state_dict().items()})
+        return predict_images(run, idx)
+
+    monkeypatch.setattr(record_module, "predict_images", test_time)
+    metrics = _run(toy, "cosine_ce", _settings("cosine_ce", epochs=3, validation_fraction=0.25, select="best_val"),
+                   on_epoch=keep)
+    assert metrics["tested_epoch"] == 2 and metrics["validation"]["best_epoch"] == 2
+    assert metrics["validation"]["final_accuracy"] == 0.1
+    (weights,) = tested
+    assert len(states) == 3 and not all(torch.equal(weights[k], states[2][k]) for k in weights)
+    assert all(torch.equal(weights[k], states[1][k]) for k in weights)  # epoch 2's, the loss's CE head included
+    assert any(k.startswith("loss.head") for k in weights)
 
 
 def test_weight_decay_on_kernels_only():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                 torch.nn.LazyLinear(2))
     model(torch.zeros(1, 3, 5, 5))
-    decayed, plain = model_parameter_groups(model, {"weight_decay_on": "kernels"})
+    decayed, plain = model_parameter_groups(model, "kernels")
     assert [p.shape for p in decayed["params"]] == [(4, 3, 3, 3), (2, 36)]
+    assert "weight_decay" not in decayed  # the optimiser's weight decay
     assert plain["weight_decay"] == 0.0 and len(plain["params"]) == 4  # conv bias, BN weight and bias, linear bias
-    (everything,) = model_parameter_groups(model, {"weight_decay": 1e-4})
+    (everything,) = model_parameter_groups(model, "all")
     assert len(everything["params"]) == 6 and "weight_decay" not in everything
