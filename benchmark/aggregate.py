@@ -149,7 +149,7 @@ def aggregate(config: dict, tables: Path, plots: Path, root: Path = Path(".")) -
     frame, curves = collect(config, root)
     methods = table_rows(config)
     columns = [(c.dataset, str(c.spc)) for c in _columns(config)]
-    baseline = config.get("baseline", "softmax_ce") if config.get("baseline", "softmax_ce") in methods else None
+    baseline = config["baseline"]
     metric, metric_name = primary_metric(config)
     summary = summarise(frame, methods, columns, metric=metric, metric_name=metric_name, baseline=baseline,
                         reference=reference(config, root))

@@ -154,6 +154,7 @@ def validate(config: dict) -> dict:
     for key, prop in _schema()["properties"].items():  # `--config tracking=false` gives the string "false"
         if prop.get("type") == "boolean" and str(config.get(key)).lower() in ("true", "false"):
             config[key] = str(config[key]).lower() == "true"
+    explicit_baseline = "baseline" in config
     validator = _Validator(_grid_schema(config))
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -166,8 +167,10 @@ def validate(config: dict) -> dict:
                 "add one with at least 'model'"
             )
         _check_dataset(config, dataset)
-    baseline = config.get("baseline")
-    if baseline is not None and baseline not in table_rows(config):
+    baseline = config["baseline"]
+    if baseline is not None and baseline not in table_rows(config) and not explicit_baseline:
+        config["baseline"] = None  # the schema's default, on a grid without it
+    elif baseline is not None and baseline not in table_rows(config):
         raise ConfigError(f"config error at 'baseline': {baseline!r} is not a method of this grid; "
                           f"use one of {', '.join(table_rows(config))}")
     if "reference" in config:

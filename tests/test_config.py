@@ -331,3 +331,15 @@ def test_method_names_cannot_be_confused_with_labels():
     assert set(METHODS) >= SEMANTIC
     assert split_label("cosine_ce_semantic-cub_wikispecies") == ("cosine_ce_semantic", "cub_wikispecies")
     assert split_label("cosine_ce") == ("cosine_ce", None)
+
+
+def test_baseline_defaults_to_softmax_ce_where_the_grid_has_it():
+    import yaml
+
+    config = yaml.safe_load(CONFIG_PATH.read_text())  # as written: no baseline key
+    assert validate(copy.deepcopy(config))["baseline"] == "softmax_ce"
+    without = {**copy.deepcopy(config), "methods": ["cosine", "mse"]}
+    assert validate(without)["baseline"] is None  # the default, on a grid without CE: no comparison
+    assert validate({**copy.deepcopy(config), "baseline": None})["baseline"] is None
+    with pytest.raises(ConfigError, match="'baseline'.*'softmax_ce' is not a method"):
+        validate({**copy.deepcopy(config), "methods": ["cosine"], "baseline": "softmax_ce"})
