@@ -58,8 +58,10 @@ def test_config_page_resolves_every_cell_setting():
     rows = re.findall(r"<tr>(.*?)</tr>", page)
     cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows[1:]]
     assert [c[:3] + c[4:9] for c in cells] == [
-        ["digits", "softmax_ce", "5, all", "small_cnn", "stored", "3", "64", "0.1"],  # the dataset's default
-        ["digits", "cosine", "5, all", "small_cnn", "stored", "3", "64", "0.7"],
+        ["digits", "softmax_ce", "5", "small_cnn", "stored", "3", "64", "0.1"],  # the dataset's default
+        ["digits", "softmax_ce", "all", "small_cnn", "stored", "3", "64", "0.1"],  # one row per size: a
+        ["digits", "cosine", "5", "small_cnn", "stored", "3", "64", "0.7"],  # tuned grid's values differ
+        ["digits", "cosine", "all", "small_cnn", "stored", "3", "64", "0.7"],
     ]
     assert all(re.fullmatch(r"[0-9a-f]{10}", c[3]) for c in cells)
     assert "<h2>Grid rep: 8 cells in 8 jobs</h2>" in page
