@@ -1,4 +1,5 @@
-"""The throughput part (our loop, the plain reference loop, the ablation, the bf16 peaks) and the packing part.
+"""The throughput part (our loop, the plain reference loop, the ablation, the bf16 peaks), the packing part
+and the tracking part.
 
 Checks that the real loops ran the steps they report and that the result has the layout the summary
 reads; never how fast.
@@ -12,7 +13,7 @@ import torch
 from torchvision import transforms as T
 
 import benchmark.train
-from perf import packing, reference_loop, throughput
+from perf import packing, reference_loop, throughput, tracking
 
 
 def test_reference_transforms_apply_the_same_augmentations() -> None:
@@ -106,3 +107,18 @@ def test_packing_part_trains_every_layout() -> None:
     assert [x["processes"] for x in result["layouts"]] == [2, 1]
     assert [x["cells_written"] for x in result["layouts"]] == [2, 2]
     assert result["epochs"] == 1 and result["cell"] == "digits/cosine/spc10"
+
+
+@pytest.mark.slow
+def test_tracking_part_times_the_tracker_in_every_mode(monkeypatch) -> None:
+    from benchmark.tracking import FLUSH_S
+
+    monkeypatch.delenv("BENCHMARK_TRACKING_FLUSH_S", raising=False)
+    result = tracking.run(True, cells=1, epochs=2)
+    modes = result["modes"]
+    assert list(modes) == ["off", "flush_default", "flush_0"]
+    assert [m["flush_s"] for m in modes.values()] == [FLUSH_S, FLUSH_S, 0.0]  # the child saw each mode's setting
+    assert all(m["cells"] == 1 and m["epochs"] == 2 for m in modes.values())
+    # no store: nothing sent; the default: the 2 epochs buffered and sent at the end; 0: each epoch, then the end
+    assert [m["flushes"] for m in modes.values()] == [0, 1, 3]
+    assert result["epochs_per_cell"] == 2 and modes["off"]["epoch_s_vs_off"] == 1.0
