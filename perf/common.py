@@ -108,6 +108,22 @@ def timed_calls(targets: list[tuple[object, str]]) -> Iterator[dict[str, list[fl
             setattr(owner, name, original)
 
 
+STORE_TIMEOUT_S = 120  # tracking-init's limit for a new SQLite store; its default (20 s) can pass on a loaded machine
+
+
+def tracking_init(grid: str, config: dict, out: Path, cwd: Path, env: dict[str, str]) -> float:
+    """Create the MLflow store and the grid's experiment as the workflow's onstart does; return the seconds."""
+    import json
+
+    from benchmark.grid import table_config
+    from perf.repo_copy import PYTHON
+
+    seconds, _ = timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", grid, "--config-json",
+                        json.dumps(table_config(config), sort_keys=True), "--out", str(out),
+                        "--timeout", str(STORE_TIMEOUT_S)], cwd, env)
+    return seconds
+
+
 def stats(values: list[float]) -> dict:
     return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values),
             "runs_s": [round(v, 4) for v in values]}

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from perf.common import PerfError, stats, synthetic_grid, timed, timed_cpu, write_yaml
+from perf.common import PerfError, stats, synthetic_grid, timed, timed_cpu, tracking_init, write_yaml
 from perf.records import write_markers, write_receipts, write_records
 from perf.repo_copy import PYTHON, copy_repo, workflow_env
 
@@ -93,7 +93,6 @@ def summary_outputs(repo: Path, config_file: str) -> list[str]:
 
 def make_present(repo: Path, config_file: str) -> dict:
     """Make every output of the grid's DAG exist and be up to date (see the module docstring); what was written."""
-    from benchmark.grid import table_config
     from benchmark.tracking import cell_name
 
     config, grid = load_grid(repo, config_file)
@@ -103,8 +102,7 @@ def make_present(repo: Path, config_file: str) -> dict:
     if config["tracking"]:
         name = config["grid"]
         store = repo / "results" / "tracking" / name / "store.json"
-        timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", name, "--config-json",
-               json.dumps(table_config(config), sort_keys=True), "--out", str(store)], repo, workflow_env(repo))
+        tracking_init(name, config, store, repo, workflow_env(repo))
         cells = {cell_name(c.coordinates(split, seed)): "perf" for c, split, seed in grid.cells()}
         ledger = {**json.loads(store.read_text()), "cells": cells}
         (repo / "results" / "tracking" / f"{name}.json").write_text(json.dumps(ledger, indent=2, sort_keys=True))

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from perf.common import repo_on_path, stats, timed
+from perf.common import repo_on_path, stats, timed, tracking_init
 from perf.repo_copy import PYTHON, REPO
 
 IMPORTS = ("torch", "benchmark.train", "mlflow", "benchmark.tracking")
@@ -117,7 +117,6 @@ def imports(modules: list[str], runs: int, cwd: Path) -> dict:
 def run(quick: bool, repeats: int | None = None, import_runs: int | None = None, warmup: bool = True,
         modules: list[str] | None = None) -> dict:
     """Time the train CLI without and with MLflow (`repeats` runs each) and the imports of `modules`."""
-    from benchmark.grid import table_config
 
     repeats = repeats or (3 if quick else 5)
     import_runs = import_runs or (3 if quick else 5)
@@ -132,8 +131,7 @@ def run(quick: bool, repeats: int | None = None, import_runs: int | None = None,
         timed([PYTHON, "-m", "benchmark", "data-receipt", "digits", "--data", str(data), "--out",
                f"{data}.json"], root, env)
         tracking = root / "results" / "tracking" / "perf" / "store.json"
-        init_s, _ = timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", "perf", "--config-json",
-                           json.dumps(table_config(config), sort_keys=True), "--out", str(tracking)], root, env)
+        init_s = tracking_init("perf", config, tracking, root, env)
         modes = {
             "no_tracking": time_mode(root, env, config, None, repeats, 0, warmup),
             "tracking": time_mode(root, env, config, tracking, repeats, 100, warmup),

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from benchmark.device import cuda_requested
-from perf.common import timed
+from perf.common import timed, tracking_init
 from perf.repo_copy import PYTHON, REPO
 
 METHOD, SPC = "cosine", 10
@@ -48,13 +48,11 @@ def _command(root: Path, configuration, seeds: list[int], config: dict, tracking
 
 def _run_layout(root: Path, pack: int, cells: int, config: dict, configuration, env: dict) -> float:
     """Wall seconds to train seeds 0..cells-1 in processes of `pack` seeds each, one after the other."""
-    from benchmark.grid import table_config
 
     tracking = None
     if importlib.util.find_spec("mlflow") is not None:
         tracking = root / "store.json"
-        timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", f"pack{pack}", "--config-json",
-               json.dumps(table_config(config), sort_keys=True), "--out", str(tracking)], root, env)
+        tracking_init(f"pack{pack}", config, tracking, root, env)
     total = 0.0
     for first in range(0, cells, pack):
         seeds = list(range(first, min(cells, first + pack)))

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from perf.common import timed, timed_calls
+from perf.common import timed, timed_calls, tracking_init
 from perf.repo_copy import PYTHON, REPO
 
 METHOD, SPC = "softmax_ce", "all"
@@ -93,7 +93,6 @@ def summarise(raw: dict, records: list[dict], wall_s: float) -> dict:
 def run(quick: bool, cells: int | None = None, epochs: int | None = None) -> dict:
     """Train the pack in each mode (quick: 1 cell of 3 epochs) and report the tracker's cost per epoch."""
     from benchmark.config import load_config
-    from benchmark.grid import table_config
 
     cells = cells or (1 if quick else 3)
     epochs = epochs or (3 if quick else None)  # None: the default grid's
@@ -118,8 +117,7 @@ def run(quick: bool, cells: int | None = None, epochs: int | None = None) -> dic
                     f"{data}.json"]
             if flush is not None:
                 store = root / mode / "store.json"
-                timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", "perf", "--config-json",
-                       json.dumps(table_config(config), sort_keys=True), "--out", str(store)], root, env)
+                tracking_init("perf", config, store, root, env)
                 argv += ["--tracking", str(store)]
             out = root / mode / "timings.json"
             wall, _ = timed([PYTHON, "-m", "perf.tracking", str(out), *argv], root, env)
