@@ -134,9 +134,9 @@ def noop(repo: Path, config_file: str, repeats: int) -> dict:
 
 
 def run(quick: bool, seeds: int | None = None, paper: list[str] | None = None, noop_grids: list[str] | None = None,
-        repeats: int | None = None) -> dict:
-    """Dry-run the paper grids (`paper`; quick: paper only) and a 25 x `seeds`-cell synthetic digits grid with
-    nothing done, then the no-op rerun of `noop_grids` with everything done."""
+        repeats: int | None = None, synthetic: bool = True) -> dict:
+    """Dry-run the paper grids (`paper`; quick: paper only) and (`synthetic`) a 25 x `seeds`-cell synthetic digits
+    grid with nothing done, then the no-op rerun of `noop_grids` with everything done."""
     seeds = seeds or (QUICK_SEEDS if quick else FULL_SEEDS)
     paper = list(paper if paper is not None else PAPER_GRIDS[:1] if quick else PAPER_GRIDS)
     noop_grids = list(NOOP_GRIDS if noop_grids is None else noop_grids)
@@ -147,13 +147,13 @@ def run(quick: bool, seeds: int | None = None, paper: list[str] | None = None, n
         for name in paper:
             grids[name] = measure(repo, f"config/{name}.yaml", repeats)
         # as the default grid packs them (3 runs per job), and one job per cell: the most jobs
-        for suffix, per_job in (("", None), ("_one_per_job", 1)):
-            synthetic = f"synthetic_{25 * seeds}{suffix}"
-            config = synthetic_grid(seeds, grid=synthetic)
+        for suffix, per_job in (("", None), ("_one_per_job", 1)) if synthetic else ():
+            name = f"synthetic_{25 * seeds}{suffix}"
+            config = synthetic_grid(seeds, grid=name)
             if per_job is not None:
                 config["seeds_per_job"] = per_job
-            write_yaml(repo / "config" / f"{synthetic}.yaml", config)
-            grids[synthetic] = {**measure(repo, f"config/{synthetic}.yaml", 1), "synthetic": True}
+            write_yaml(repo / "config" / f"{name}.yaml", config)
+            grids[name] = {**measure(repo, f"config/{name}.yaml", 1), "synthetic": True}
         for name in noop_grids:
             noops[name] = noop(copy_repo(Path(tmp) / f"noop_{name}"), f"config/{name}.yaml", repeats)
     return {"command": "snakemake --configfile <grid> --cores 1 -n [--quiet]", "grids": grids, "noop": noops}

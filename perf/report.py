@@ -99,7 +99,7 @@ def fixed_cost_section(res: dict) -> str:
 def dag_section(res: dict) -> str:
     rows = [{"grid": name, "cells": g.get("cells"), "jobs": g.get("jobs"),
              "`-n`, median (s)": r((g.get("dry_run") or {}).get("median_s")),
-             "CPU (s)": r((g.get("dry_run") or {}).get("cpu_median_s")),
+             "`-n` CPU (s)": r((g.get("dry_run") or {}).get("cpu_median_s")),
              "DAG build (`-n --quiet`), median (s)": r(g["dag"]["median_s"]), "min (s)": r(g["dag"]["min_s"]),
              "runs": len(g["dag"]["runs_s"])}
             for name, g in res.get("grids", {}).items()]
@@ -168,6 +168,9 @@ def default_grid_section(res: dict) -> str:
     return f"`{res.get('command', 'snakemake')}` on {grid} in a fresh copy of the repository.\n\n" + table(rows)
 
 
+MODE_ORDER = {"off": 0, "flush_default": 1, "flush_0": 2}  # the JSON files sort their keys
+
+
 def tracking_section(res: dict) -> str:
     rows = [{"mode": mode, "flush (s)": r(m.get("flush_s")), "epochs": m.get("epochs"),
              "epoch, median (s)": r(m.get("epoch_s_median"), 3),
@@ -176,7 +179,7 @@ def tracking_section(res: dict) -> str:
              "run start per cell (s)": ", ".join(str(r(x)) for x in m.get("run_start_s", [])),
              "with start and finish (%)": r(100 * m["with_start_and_finish_fraction"], 1),
              "epoch time against off": r(m.get("epoch_s_vs_off")), "train_s against off": r(m.get("train_s_vs_off"))}
-            for mode, m in res.get("modes", {}).items()]
+            for mode, m in sorted(res.get("modes", {}).items(), key=lambda item: MODE_ORDER.get(item[0], 99))]
     return (f"A pack of {res.get('cells')} cells {res.get('cell')} ({res.get('epochs_per_cell')} epochs each) through "
             "the train verb, CellTracker's calls timed from outside; the epoch time excludes the tracker.\n\n"
             + table(rows))

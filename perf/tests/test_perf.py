@@ -187,13 +187,13 @@ def test_summary_tables_from_result_files(tmp_path):
         "noop": {"paper": {"outputs": 173, "dry_run": {"median_s": 2.4, "cpu_median_s": 2.1, "runs_s": [2.4]},
                            "rerun": {"median_s": 2.6, "cpu_median_s": 2.2, "runs_s": [2.6, 2.7]}}}}})
     _write(tmp_path / "tracking.json", {"part": "tracking", "machine": machine, "result": {
-        "cell": "digits/softmax_ce/spcall", "cells": 3, "epochs_per_cell": 10, "modes": {
-            "off": {"flush_s": 10.0, "epochs": 30, "epoch_s_median": 0.25, "tracker_epoch_ms_mean": 0.001,
-                    "per_epoch_fraction": 0.000004, "flushes": 0, "run_start_s": [0.0, 0.0, 0.0],
-                    "with_start_and_finish_fraction": 0.0, "epoch_s_vs_off": 1.0, "train_s_vs_off": 1.0},
+        "cell": "digits/softmax_ce/spcall", "cells": 3, "epochs_per_cell": 10, "modes": {  # sorted, as written
             "flush_0": {"flush_s": 0.0, "epochs": 30, "epoch_s_median": 0.26, "tracker_epoch_ms_mean": 40.0,
                         "per_epoch_fraction": 0.16, "flushes": 33, "run_start_s": [2.0, 0.5, 0.5],
-                        "with_start_and_finish_fraction": 0.6, "epoch_s_vs_off": 1.04, "train_s_vs_off": 1.2}}}})
+                        "with_start_and_finish_fraction": 0.6, "epoch_s_vs_off": 1.04, "train_s_vs_off": 1.2},
+            "off": {"flush_s": 10.0, "epochs": 30, "epoch_s_median": 0.25, "tracker_epoch_ms_mean": 0.001,
+                    "per_epoch_fraction": 0.000004, "flushes": 0, "run_start_s": [0.0, 0.0, 0.0],
+                    "with_start_and_finish_fraction": 0.0, "epoch_s_vs_off": 1.0, "train_s_vs_off": 1.0}}}})
     _write(tmp_path / "packing.json", {"part": "packing", "machine": machine, "result": {
         "device": "cpu", "cells": 6, "cell": "digits/cosine/spc10", "epochs": 10, "tracking": True, "layouts": [
             {"seeds_per_job": 1, "processes": 6, "cells_written": 6, "wall_s": 27.4, "cells_per_hour": 788,
