@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision import transforms as T
 
-import benchmark.train
+import benchmark.train.loop
 from perf import packing, reference_loop, throughput, tracking
 
 
@@ -51,7 +51,7 @@ def test_reference_steps_cycle_the_loader_and_train() -> None:
 def _count_steps(monkeypatch) -> dict[str, list]:
     """Spy on both loops: each call of our train step, and the step counts asked of the reference loop."""
     calls: dict[str, list] = {"ours": [], "reference": []}
-    ours_step, reference_steps = benchmark.train.train_step, reference_loop.train_steps
+    ours_step, reference_steps = benchmark.train.loop.train_step, reference_loop.train_steps
 
     def counted_step(*args, **kwargs):
         calls["ours"].append(1)
@@ -61,7 +61,7 @@ def _count_steps(monkeypatch) -> dict[str, list]:
         calls["reference"].append(args[-1])
         return reference_steps(*args)
 
-    monkeypatch.setattr(benchmark.train, "train_step", counted_step)  # ours() imports it when it runs
+    monkeypatch.setattr(benchmark.train.loop, "train_step", counted_step)  # ours() imports it when it runs
     monkeypatch.setattr(reference_loop, "train_steps", counted_reference)
     return calls
 
