@@ -1,13 +1,14 @@
-"""Fixed cost of one cell job: what a job pays besides training.
+"""Fixed cost of one training job: what a job pays besides training.
 
-The real CLI (`python -m benchmark train`, with the arguments the train rule passes) runs a digits
-cell trained for one epoch of one step, so almost all of its wall time is fixed cost: interpreter
-start, imports, data loading, model building, evaluation, provenance and, with --tracking, MLflow.
-Each mode runs once untimed (warming the page cache, as in a workflow where many jobs run), then
-`repeats` times, each a new cell (another seed) so that MLflow logs a new run as in a fresh grid.
+The real CLI (`python -m benchmark train --pack ... --marker ...`, with the arguments the train rule
+passes) runs a pack of one digits cell trained for one epoch of one step, so almost all of its wall time
+is fixed cost: interpreter start, imports, data loading, model building, evaluation, the record and,
+with --tracking, MLflow. Each mode runs once untimed (warming the page cache, as in a workflow where many
+jobs run), then `repeats` times, each a new cell (another seed) so that MLflow logs a new run as in a
+fresh grid.
 
-When training records `metrics["timing"]["process_to_first_step_s"]` it is reported too; it is
-the target's figure (process start to the first training step).
+The record's `timing.process_to_first_step_s` is reported too: the target's figure (process start to
+the first training step).
 
 Import costs: wall time of `python -c "import X"` minus that of `python -c pass`, median of runs.
 """
@@ -21,48 +22,52 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from perf.common import repo_on_path, stats, timed
+from perf.common import repo_on_path, stats, timed, tracking_init
 from perf.repo_copy import PYTHON, REPO
 
 IMPORTS = ("torch", "benchmark.train", "mlflow", "benchmark.tracking")
-LOSS = "softmax_ce"
+METHOD = "softmax_ce"
 SPC = 5
 
 
-def cell_settings_json() -> str:
-    """The default grid's settings of a digits cell, cut to one epoch of one step."""
-    from benchmark.config import cell_settings, load_config
+def default_config() -> dict:
+    from benchmark.config import load_config
 
-    config = load_config(REPO / "config" / "config.yaml")
-    settings = cell_settings(config, "digits", LOSS)
+    return load_config(REPO / "config" / "config.yaml")
+
+
+def cell_spec(config: dict, seed: int) -> dict:
+    """The pack spec of one default-grid digits cell (split 0, `seed`), cut to one epoch of one step."""
+    from benchmark.grid import Configuration, Pack, cell_settings, settings_key
+
+    settings = cell_settings(config, "digits", METHOD)
     settings["train"].update(epochs=1, steps_per_epoch=1)
-    return json.dumps(settings, sort_keys=True)
+    configuration = Configuration("digits", METHOD, SPC, settings, settings_key(settings))
+    return Pack(configuration, ((0, seed),)).spec()
 
 
-def train_command(root: Path, settings: str, seed: int, tracking: Path | None) -> list[str]:
-    """The train rule's command line for one cell under `root` (results/cells/..., a checkpoint path)."""
-    cell = root / "results" / "cells" / "digits" / LOSS / f"spc{SPC}" / f"seed{seed}"
-    cmd = [PYTHON, "-m", "benchmark", "train", "--dataset", "digits", "--loss", LOSS, "--spc", str(SPC),
-           "--seed", str(seed), "--settings", settings, "--data", str(root / "data" / "prepared" / "digits"),
-           "--out", str(cell / "metrics.json"), "--device", "auto", "--threads", "1", "--cells-per-gpu", "1",
-           "--checkpoint", str(cell / "checkpoint.pt")]
+def train_command(root: Path, config: dict, spec: dict, tracking: Path | None) -> list[str]:
+    """The train rule's command line for the pack `spec` under `root` (its marker beside its cells)."""
+    split, seed = spec["runs"][0]
+    cmd = [PYTHON, "-m", "benchmark", "train", "--pack", json.dumps(spec, sort_keys=True),
+           "--marker", str(root / spec["folder"] / f"split{split}_seed{seed}.pack"), "--device", "auto",
+           "--threads", str(config["threads"]), "--eval-batch-size", str(config["eval_batch_size"]),
+           "--cells-per-gpu", "1", "--grid", "perf"]
     if tracking is not None:
-        cmd[cmd.index("--device"):cmd.index("--device")] = ["--tracking", str(tracking)]
-    return cmd
+        cmd += ["--tracking", str(tracking)]
+    return cmd + ["--receipt", str(root / "data" / "prepared" / "digits.json")]
 
 
-def metrics_path(cmd: list[str]) -> Path:
-    return Path(cmd[cmd.index("--out") + 1])
-
-
-def time_mode(root: Path, env: dict, settings: str, tracking: Path | None, repeats: int, first_seed: int,
+def time_mode(root: Path, env: dict, config: dict, tracking: Path | None, repeats: int, first_seed: int,
               warmup: bool) -> dict:
     """Wall times of `repeats` train processes (after one untimed warm-up) and their recorded timings."""
     walls, first_step, timing = [], [], {}
     for i in range(repeats + warmup):
-        cmd = train_command(root, settings, first_seed + i, tracking)
-        seconds, _ = timed(cmd, root, env)
-        timing = json.loads(metrics_path(cmd).read_text()).get("timing") or {}
+        spec = cell_spec(config, first_seed + i)
+        seconds, _ = timed(train_command(root, config, spec, tracking), root, env)
+        split, seed = spec["runs"][0]
+        record = root / spec["folder"] / f"split{split}" / f"seed{seed}" / "metrics.json"
+        timing = json.loads(record.read_text()).get("timing") or {}
         if warmup and i == 0:
             continue
         walls.append(seconds)
@@ -112,26 +117,29 @@ def imports(modules: list[str], runs: int, cwd: Path) -> dict:
 def run(quick: bool, repeats: int | None = None, import_runs: int | None = None, warmup: bool = True,
         modules: list[str] | None = None) -> dict:
     """Time the train CLI without and with MLflow (`repeats` runs each) and the imports of `modules`."""
+
     repeats = repeats or (3 if quick else 5)
     import_runs = import_runs or (3 if quick else 5)
     modules = list(IMPORTS if modules is None else modules)
+    config = default_config()
     with tempfile.TemporaryDirectory(prefix="perf-fixed-cost-") as tmp:
         root = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+        data = root / "data" / "prepared" / "digits"
         prepare_s, _ = timed([PYTHON, "-m", "benchmark", "prepare", "digits", "--params",
-                              str(REPO / "config" / "datasets.yaml"), "--out", str(root / "data/prepared/digits")],
-                             root, env)
-        tracking = root / "results" / "tracking" / "perf.json"
-        init_s, _ = timed([PYTHON, "-m", "benchmark", "tracking-init", "--grid", "perf", "--out", str(tracking)],
-                          root, env)
-        settings = cell_settings_json()
+                              str(REPO / "config" / "datasets.yaml"), "--out", str(data)], root, env)
+        timed([PYTHON, "-m", "benchmark", "data-receipt", "digits", "--data", str(data), "--out",
+               f"{data}.json"], root, env)
+        tracking = root / "results" / "tracking" / "perf" / "store.json"
+        init_s = tracking_init("perf", config, tracking, root, env)
         modes = {
-            "no_tracking": time_mode(root, env, settings, None, repeats, 0, warmup),
-            "tracking": time_mode(root, env, settings, tracking, repeats, 100, warmup),
+            "no_tracking": time_mode(root, env, config, None, repeats, 0, warmup),
+            "tracking": time_mode(root, env, config, tracking, repeats, 100, warmup),
         }
         import_costs = imports(modules, import_runs, root)
     return {
-        "cell": f"digits/{LOSS}/spc{SPC}, 1 epoch of 1 step, device auto, 1 thread",
+        "cell": f"digits/{METHOD}/spc{SPC}, a pack of one cell, 1 epoch of 1 step, device auto, "
+                f"{config['threads']} thread(s)",
         "repeats": repeats,
         "warmup": warmup,
         "prepare_digits_s": prepare_s,

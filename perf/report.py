@@ -98,23 +98,36 @@ def fixed_cost_section(res: dict) -> str:
 
 def dag_section(res: dict) -> str:
     rows = [{"grid": name, "cells": g.get("cells"), "jobs": g.get("jobs"),
-             "DAG build, median (s)": r(g["dag"]["median_s"]), "min (s)": r(g["dag"]["min_s"]),
-             "runs": len(g["dag"]["runs_s"]), "with job statistics printed (s)": r(g.get("with_job_stats_s"))}
+             "`-n`, median (s)": r((g.get("dry_run") or {}).get("median_s")),
+             "`-n` CPU (s)": r((g.get("dry_run") or {}).get("cpu_median_s")),
+             "DAG build (`-n --quiet`), median (s)": r(g["dag"]["median_s"]), "min (s)": r(g["dag"]["min_s"]),
+             "runs": len(g["dag"]["runs_s"])}
             for name, g in res.get("grids", {}).items()]
-    return (f"`{res.get('command', 'snakemake -n --quiet')}` in a scratch copy of the repository (nothing prepared)."
-            "\n\n" + table(rows))
+    text = (f"`{res.get('command', 'snakemake -n --quiet')}` in a scratch copy of the repository (nothing prepared, "
+            "every job to run).\n\n" + table(rows))
+    noops = [{"grid": name, "outputs present": n.get("outputs"), "`-n`, median (s)": r(n["dry_run"]["median_s"]),
+              "`-n` CPU (s)": r(n["dry_run"].get("cpu_median_s")), "rerun, median (s)": r(n["rerun"]["median_s"]),
+              "rerun CPU (s)": r(n["rerun"].get("cpu_median_s")), "runs": len(n["rerun"]["runs_s"])}
+             for name, n in (res.get("noop") or {}).items()]
+    if noops:
+        text += ("\nNo-op rerun with every output of the grid present and up to date (both said \"Nothing to be "
+                 "done\"): `snakemake -n` and the real `snakemake --cores 1`.\n\n" + table(noops))
+    return text
 
 
 def aggregation_section(res: dict) -> str:
     sub, steps = res.get("subprocess", {}), res.get("in_process", {})
     rows = [{"cells": res.get("cells"), "whole process, median (s)": r(sub.get("median_s")),
-             "min (s)": r(sub.get("min_s")), "collect (s)": r(steps.get("collect_s")),
-             "summarise (s)": r(steps.get("summarise_s")),
-             "write_tables, collecting again (s)": r(steps.get("write_tables_s")),
-             "plots (s)": r(steps.get("plots_s"))}]
-    return ("`python -m benchmark aggregate --config <grid>` on synthetic metrics.json files (whole process), "
-            "and its steps in one process.\n\n" + table(rows)
-            + f"\nWriting the synthetic cells took {r(res.get('write_cells_s'))} s. CLI: {res.get('cli_output', '')}\n")
+             "min (s)": r(sub.get("min_s")), "in process (s)": r(steps.get("aggregate_s")),
+             "collect (s)": r(steps.get("collect_s")), "summarise (s)": r(steps.get("summarise_s")),
+             "write_tables (s)": r(steps.get("write_tables_s")),
+             "accuracy plots (s)": r(steps.get("plot_dataset_s")),
+             "training-curve plots (s)": r(steps.get("plot_training_curves_s"))}]
+    statuses = ", ".join(f"{k} {v}" for k, v in (steps.get("statuses") or {}).items())
+    return ("`python -m benchmark aggregate --config-json <grid>` on synthetic records (whole process), "
+            "and benchmark.aggregate.aggregate in one process with its steps timed.\n\n" + table(rows)
+            + f"\nWriting the synthetic cells took {r(res.get('write_cells_s'))} s. Cells read: {statuses or '?'}. "
+            f"CLI: {res.get('cli_output', '')}\n")
 
 
 def throughput_section(res: dict) -> str:
@@ -155,6 +168,23 @@ def default_grid_section(res: dict) -> str:
     return f"`{res.get('command', 'snakemake')}` on {grid} in a fresh copy of the repository.\n\n" + table(rows)
 
 
+MODE_ORDER = {"off": 0, "flush_default": 1, "flush_0": 2}  # the JSON files sort their keys
+
+
+def tracking_section(res: dict) -> str:
+    rows = [{"mode": mode, "flush (s)": r(m.get("flush_s")), "epochs": m.get("epochs"),
+             "epoch, median (s)": r(m.get("epoch_s_median"), 3),
+             "tracker per epoch, mean (ms)": r(m.get("tracker_epoch_ms_mean"), 3),
+             "of an epoch (%)": r(100 * m["per_epoch_fraction"], 3), "flushes": m.get("flushes"),
+             "run start per cell (s)": ", ".join(str(r(x)) for x in m.get("run_start_s", [])),
+             "with start and finish (%)": r(100 * m["with_start_and_finish_fraction"], 1),
+             "epoch time against off": r(m.get("epoch_s_vs_off")), "train_s against off": r(m.get("train_s_vs_off"))}
+            for mode, m in sorted(res.get("modes", {}).items(), key=lambda item: MODE_ORDER.get(item[0], 99))]
+    return (f"A pack of {res.get('cells')} cells {res.get('cell')} ({res.get('epochs_per_cell')} epochs each) through "
+            "the train verb, CellTracker's calls timed from outside; the epoch time excludes the tracker.\n\n"
+            + table(rows))
+
+
 def flat_numbers(value, prefix: str = "") -> list[dict]:
     if isinstance(value, dict):
         return [row for k, v in value.items() for row in flat_numbers(v, f"{prefix}.{k}" if prefix else str(k))]
@@ -170,6 +200,7 @@ def generic_section(res: dict) -> str:
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "fixed_cost": fixed_cost_section, "dag": dag_section, "aggregation": aggregation_section,
     "throughput": throughput_section, "packing": packing_section, "default_grid": default_grid_section,
+    "tracking": tracking_section,
 }
 
 

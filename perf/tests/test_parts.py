@@ -1,4 +1,5 @@
-"""The throughput part (our loop, the plain reference loop, the ablation, the bf16 peaks) and the packing part.
+"""The throughput part (our loop, the plain reference loop, the ablation, the bf16 peaks), the packing part
+and the tracking part.
 
 Checks that the real loops ran the steps they report and that the result has the layout the summary
 reads; never how fast.
@@ -11,8 +12,8 @@ import pytest
 import torch
 from torchvision import transforms as T
 
-import benchmark.train
-from perf import packing, reference_loop, throughput
+import benchmark.train.loop
+from perf import packing, reference_loop, throughput, tracking
 
 
 def test_reference_transforms_apply_the_same_augmentations() -> None:
@@ -50,7 +51,7 @@ def test_reference_steps_cycle_the_loader_and_train() -> None:
 def _count_steps(monkeypatch) -> dict[str, list]:
     """Spy on both loops: each call of our train step, and the step counts asked of the reference loop."""
     calls: dict[str, list] = {"ours": [], "reference": []}
-    ours_step, reference_steps = benchmark.train.train_step, reference_loop.train_steps
+    ours_step, reference_steps = benchmark.train.loop.train_step, reference_loop.train_steps
 
     def counted_step(*args, **kwargs):
         calls["ours"].append(1)
@@ -60,7 +61,7 @@ def _count_steps(monkeypatch) -> dict[str, list]:
         calls["reference"].append(args[-1])
         return reference_steps(*args)
 
-    monkeypatch.setattr(benchmark.train, "train_step", counted_step)  # ours() imports it when it runs
+    monkeypatch.setattr(benchmark.train.loop, "train_step", counted_step)  # ours() imports it when it runs
     monkeypatch.setattr(reference_loop, "train_steps", counted_reference)
     return calls
 
@@ -106,3 +107,18 @@ def test_packing_part_trains_every_layout() -> None:
     assert [x["processes"] for x in result["layouts"]] == [2, 1]
     assert [x["cells_written"] for x in result["layouts"]] == [2, 2]
     assert result["epochs"] == 1 and result["cell"] == "digits/cosine/spc10"
+
+
+@pytest.mark.slow
+def test_tracking_part_times_the_tracker_in_every_mode(monkeypatch) -> None:
+    from benchmark.tracking import FLUSH_S
+
+    monkeypatch.delenv("BENCHMARK_TRACKING_FLUSH_S", raising=False)
+    result = tracking.run(True, cells=1, epochs=2)
+    modes = result["modes"]
+    assert list(modes) == ["off", "flush_default", "flush_0"]
+    assert [m["flush_s"] for m in modes.values()] == [FLUSH_S, FLUSH_S, 0.0]  # the child saw each mode's setting
+    assert all(m["cells"] == 1 and m["epochs"] == 2 for m in modes.values())
+    # no store: nothing sent; the default: the 2 epochs buffered and sent at the end; 0: each epoch, then the end
+    assert [m["flushes"] for m in modes.values()] == [0, 1, 3]
+    assert result["epochs_per_cell"] == 2 and modes["off"]["epoch_s_vs_off"] == 1.0

@@ -22,7 +22,7 @@ from perf import __main__ as cli
 from perf.report import build_summary
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [  # each part as small as it goes: 50-cell grids, one run of each thing
+TINY = [  # each part as small as it goes: 50-cell grids, one run of each thing (the dag's no-op rerun of paper.yaml)
     "fixed_cost.repeats=1", "fixed_cost.import_runs=1", "fixed_cost.warmup=false",
     'fixed_cost.modules=["benchmark.tracking"]',
     "dag.seeds=2", 'dag.paper=["paper"]',
@@ -81,20 +81,28 @@ def test_cheap_parts_for_real(tmp_path):
     grids = records["dag"]["result"]["grids"]
     assert set(grids) == {"paper", "synthetic_50", "synthetic_50_one_per_job"}
     assert (grids["paper"]["cells"], grids["synthetic_50"]["cells"]) == (120, 50)
-    # 50 cells = 25 (dataset, loss, spc) x 2 seeds: one pack each, or a job per cell, plus 4 other jobs
-    assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (29, 54)
+    # 50 cells = 25 (dataset, method, spc) x 2 seeds: one pack each, or a job per cell, plus 5 other jobs
+    # (prepare_data, aggregate, report_config, track, all)
+    assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (30, 55)
+    # the no-op rerun of paper.yaml: every output present (the part fails unless both said nothing to do)
+    noop = records["dag"]["result"]["noop"]["paper"]
+    assert (noop["records"], noop["markers"]) == (120, 120) and noop["outputs"] > 120
+    assert len(noop["dry_run"]["runs_s"]) == len(noop["rerun"]["runs_s"]) == 1
 
     agg = records["aggregation"]["result"]
-    assert agg["cells"] == agg["metrics_files"] == agg["in_process"]["rows"] == 50
+    assert agg["cells"] == agg["metrics_files"] == sum(agg["in_process"]["statuses"].values()) == 50
+    assert "missing" not in agg["in_process"]["statuses"]  # every record was accepted as its cell's result
     assert "results/tables/perf_synthetic.md" in agg["outputs"]
-    assert "aggregated 50 cells" in agg["cli_output"]
+    assert agg["cli_output"].startswith("grid 'perf_synthetic': 18 tables and plots")
+    assert agg["in_process"]["files"] == 18 and agg["in_process"]["plot_training_curves_s"] > 0
 
     summary = (out / "summary.md").read_text()
     assert stems_in_order(summary) == ["fixed_cost", "dag", "aggregation"]
-    (dag,) = tables(summary, "dag")
+    dag, noops = tables(summary, "dag")
     assert [(row["grid"], row["cells"], row["jobs"]) for row in dag] == [
-        ("paper", "120", str(grids["paper"]["jobs"])), ("synthetic_50", "50", "29"),
-        ("synthetic_50_one_per_job", "50", "54")]
+        ("paper", "120", str(grids["paper"]["jobs"])), ("synthetic_50", "50", "30"),
+        ("synthetic_50_one_per_job", "50", "55")]
+    assert [row["grid"] for row in noops] == ["paper"]
     modes, imports = tables(summary, "fixed_cost")
     assert [row["mode"] for row in modes] == ["no_tracking", "tracking"]
     assert [row["import"] for row in imports] == ["`benchmark.tracking`"]
@@ -172,9 +180,20 @@ def test_summary_tables_from_result_files(tmp_path):
         "no_tracking": {"wall": {"median_s": 2.0, "min_s": 1.9}, "process_to_first_step_s": 1.5},
         "tracking": {"wall": {"median_s": 5.0, "min_s": 4.0}, "process_to_first_step_s": None}}}})
     _write(tmp_path / "dag.json", {"part": "dag", "machine": machine, "result": {"grids": {
-        "paper": {"cells": 120, "jobs": 59, "dag": {"median_s": 2.0, "min_s": 1.9, "runs_s": [2.0, 2.1, 1.9]}},
+        "paper": {"cells": 120, "jobs": 59, "dag": {"median_s": 2.0, "min_s": 1.9, "runs_s": [2.0, 2.1, 1.9]},
+                  "dry_run": {"median_s": 2.5, "cpu_median_s": 2.25, "runs_s": [2.5]}},
         "synthetic_10000": {"cells": 10000, "jobs": 3360, "synthetic": True,
-                            "dag": {"median_s": 30.0, "min_s": 30.0, "runs_s": [30.0]}}}}})
+                            "dag": {"median_s": 30.0, "min_s": 30.0, "runs_s": [30.0]}}},
+        "noop": {"paper": {"outputs": 173, "dry_run": {"median_s": 2.4, "cpu_median_s": 2.1, "runs_s": [2.4]},
+                           "rerun": {"median_s": 2.6, "cpu_median_s": 2.2, "runs_s": [2.6, 2.7]}}}}})
+    _write(tmp_path / "tracking.json", {"part": "tracking", "machine": machine, "result": {
+        "cell": "digits/softmax_ce/spcall", "cells": 3, "epochs_per_cell": 10, "modes": {  # sorted, as written
+            "flush_0": {"flush_s": 0.0, "epochs": 30, "epoch_s_median": 0.26, "tracker_epoch_ms_mean": 40.0,
+                        "per_epoch_fraction": 0.16, "flushes": 33, "run_start_s": [2.0, 0.5, 0.5],
+                        "with_start_and_finish_fraction": 0.6, "epoch_s_vs_off": 1.04, "train_s_vs_off": 1.2},
+            "off": {"flush_s": 10.0, "epochs": 30, "epoch_s_median": 0.25, "tracker_epoch_ms_mean": 0.001,
+                    "per_epoch_fraction": 0.000004, "flushes": 0, "run_start_s": [0.0, 0.0, 0.0],
+                    "with_start_and_finish_fraction": 0.0, "epoch_s_vs_off": 1.0, "train_s_vs_off": 1.0}}}})
     _write(tmp_path / "packing.json", {"part": "packing", "machine": machine, "result": {
         "device": "cpu", "cells": 6, "cell": "digits/cosine/spc10", "epochs": 10, "tracking": True, "layouts": [
             {"seeds_per_job": 1, "processes": 6, "cells_written": 6, "wall_s": 27.4, "cells_per_hour": 788,
@@ -187,7 +206,7 @@ def test_summary_tables_from_result_files(tmp_path):
 
     summary = build_summary(tmp_path)
     assert stems_in_order(summary) == ["fixed_cost", "dag", "throughput", "throughput_cuda", "packing",
-                                       "default_grid", "extra"]
+                                       "tracking", "default_grid", "extra"]
     ours, ablation_rows = tables(summary, "throughput")
     assert ours == [{"case": "digits", "model": "small_cnn", "input": "3x32x32", "batch": "128", "steps": "20",
                      "ours img/s": "200", "reference img/s": "100", "speedup": "2", "precision": "bf16",
@@ -200,9 +219,14 @@ def test_summary_tables_from_result_files(tmp_path):
     (modes,) = tables(summary, "fixed_cost")
     assert [(m["mode"], m["process start to first step, median (s)"]) for m in modes] == \
         [("no_tracking", "1.5"), ("tracking", "—")]
-    (dag,) = tables(summary, "dag")
-    assert [(g["grid"], g["cells"], g["jobs"], g["runs"]) for g in dag] == \
-        [("paper", "120", "59", "3"), ("synthetic_10000", "10000", "3360", "1")]
+    dag, noop = tables(summary, "dag")
+    assert [(g["grid"], g["cells"], g["jobs"], g["runs"], g["`-n`, median (s)"]) for g in dag] == \
+        [("paper", "120", "59", "3", "2.5"), ("synthetic_10000", "10000", "3360", "1", "—")]
+    assert noop == [{"grid": "paper", "outputs present": "173", "`-n`, median (s)": "2.4", "`-n` CPU (s)": "2.1",
+                     "rerun, median (s)": "2.6", "rerun CPU (s)": "2.2", "runs": "2"}]
+    (modes,) = tables(summary, "tracking")
+    assert [(m["mode"], m["of an epoch (%)"], m["flushes"], m["run start per cell (s)"]) for m in modes] == \
+        [("off", "0", "0", "0.0, 0.0, 0.0"), ("flush_0", "16", "33", "2.0, 0.5, 0.5")]
     (packing,) = tables(summary, "packing")
     assert [(x["seeds per job"], x["cells written"], x["against one per process"]) for x in packing] == \
         [("1", "6", "1"), ("3", "6", "1.83")]
