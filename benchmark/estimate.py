@@ -13,7 +13,7 @@ Per cell (all cells of a (dataset, method, samples per class) cost the same):
   (results/perf/**/throughput*.json, written by `python -m perf --parts throughput` on the GPU, see
   docs/performance.md): training images / (images per second), evaluation at the same FLOP rate;
   `peak x f`: all FLOPs at the fraction f (PEAK_FRACTION unless --peak-fraction) of the GPU's dense
-  bf16 peak (perf.throughput.GPU_BF16_PEAK_TFLOPS).
+  bf16 peak (GPU_BF16_PEAK_TFLOPS below).
 Wall time on N GPUs: the packs (a job trains its cells one after the other) scheduled longest first,
 each on the GPU that is free first (one job per GPU). Not counted: job start-up (about 2 s per job,
 docs/performance.md), data preparation, early stopping (`patience` can only shorten a cell), and any
@@ -54,17 +54,25 @@ THROUGHPUT_FILES = "results/perf/**/throughput*.json"
 FIXED_SHAPES = {"digits": (1, 8), "mnist5k": (1, 28), "cifar100": (3, 32)}
 
 
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device-name fragment.
+GPU_BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0,
+                        "H100 NVL": 835.0, "A100": 312.0, "L40S": 362.1, "A10": 125.0}
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU by its name (torch.cuda.get_device_name); None for others and CPUs.
+
+    The first fragment the name contains wins, so the longer names come first ("A100" before "A10").
+    """
+    return next((peak for key, peak in GPU_BF16_PEAK_TFLOPS.items() if key in device_name), None)
+
+
 class EstimateError(ConfigError):
     """A GPU or option the estimate cannot use; one line naming it and the fix (printed as a config error is)."""
 
 
 def gpu_peak(name: str) -> tuple[str, float]:
     """(the name as the peak table spells it, its dense bf16 TFLOP/s) for a GPU name or part of one."""
-    try:
-        from perf.throughput import GPU_BF16_PEAK_TFLOPS, bf16_peak_tflops
-    except ImportError:
-        raise EstimateError("the GPU peaks are in perf/throughput.py: run from the repository root") from None
-
     peak = bf16_peak_tflops(name)
     if peak is not None:
         return next(key for key in GPU_BF16_PEAK_TFLOPS if key in name), peak

@@ -26,10 +26,6 @@ import torch
 from perf import reference_loop
 from perf.repo_copy import REPO
 
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device-name fragment.
-GPU_BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0,
-                        "H100 NVL": 835.0, "A100": 312.0, "L40S": 362.1, "A10": 125.0}
-
 CASES: dict[str, dict] = {
     "digits": {"config": "config/config.yaml", "dataset": "digits", "steps": (5, 150), "quick": (3, 20)},
     "cifar100": {"config": "config/paper.yaml", "dataset": "cifar100", "synthetic": (5000, 32, 100),
@@ -166,13 +162,6 @@ def flops_per_image(settings: dict, data: dict, device: torch.device) -> float:
     return counter.get_total_flops() / 2
 
 
-def bf16_peak_tflops(device_name: str) -> float | None:
-    """The dense bf16 peak of a GPU by its name (torch.cuda.get_device_name); None for others and CPUs.
-
-    The first fragment the name contains wins, so the longer names come first ("A100" before "A10").
-    """
-    return next((peak for key, peak in GPU_BF16_PEAK_TFLOPS.items() if key in device_name), None)
-
 
 def run_case(name: str, device: torch.device, quick: bool) -> dict:
     case = CASES[name]
@@ -196,6 +185,8 @@ def run_case(name: str, device: torch.device, quick: bool) -> dict:
                              "speedup": round(reference_s / seconds, 2)})
     flops = flops_per_image(settings, data, device)
     ours_ips, reference_ips = batch * steps / ours_s, batch * steps / reference_s
+    from benchmark.estimate import bf16_peak_tflops  # the product's table of peaks
+
     peak = bf16_peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     size = int(settings["augment"].get("crop") or data["images"].shape[1])
     return {

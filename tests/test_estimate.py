@@ -144,3 +144,10 @@ def test_an_fp32_grid_is_told_the_bf16_peak_overstates_it(tmp_path):
     result = est.estimate(config(precision="fp32"), "H200", root=tmp_path)
     assert result.precision == "fp32" and "the bf16 peak overstates its speed" in est.render("est", result)
     assert "overstates" not in est.render("est", est.estimate(config(), "H200", root=tmp_path))
+
+
+@pytest.mark.parametrize("name,peak", [
+    ("NVIDIA H200", 989.4), ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0),
+    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA A10", 125.0), ("NVIDIA GeForce RTX 3090", None)])
+def test_bf16_peak_is_looked_up_by_the_gpu_name(name, peak) -> None:
+    assert est.bf16_peak_tflops(name) == peak

@@ -93,13 +93,6 @@ def test_throughput_ablation_sets_precision_and_layout_by_hand(monkeypatch) -> N
         ("fp32", "contiguous"), ("fp32", "channels_last"), ("bf16", "channels_last")]
 
 
-@pytest.mark.parametrize("name,peak", [
-    ("NVIDIA H200", 989.4), ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0),
-    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA A10", 125.0), ("NVIDIA GeForce RTX 3090", None)])
-def test_bf16_peak_is_looked_up_by_the_gpu_name(name, peak) -> None:
-    assert throughput.bf16_peak_tflops(name) == peak
-
-
 @pytest.mark.slow
 def test_packing_part_trains_every_layout() -> None:
     result = packing.run(True, cells=2, packs=[2])
