@@ -11,7 +11,7 @@ rule aggregate:
         markers=GRID.markers,
         config=GRID_CONFIG,
         reference=reference_files(),
-        code=code_files(["benchmark.aggregate", "benchmark.tables", "benchmark.plots", "benchmark.stats"]),
+        code=code_input(["benchmark.aggregate", "benchmark.tables", "benchmark.plots", "benchmark.stats"]),
     output:
         tables=report([str(p) for p in AGGREGATE["tables"] if p.suffix == ".html"], caption="../report/table.rst",
                       category="Tables"),
@@ -39,7 +39,7 @@ rule claim:
     input:
         markers=GRID.markers,
         config=GRID_CONFIG,
-        code=code_files(["benchmark.claims", "benchmark.aggregate", "benchmark.stats"]),
+        code=code_input(["benchmark.claims", "benchmark.aggregate", "benchmark.stats"]),
     output:
         config["claim"]["out"] if "claim" in config else "results/claims/none.md",
     log:

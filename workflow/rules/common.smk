@@ -1,4 +1,5 @@
 # Config validation, the grid's packs, fail-fast checks and the small helpers the rules read.
+import functools
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 # This checkout's package, whichever copy of it is installed (jobs run `python -m benchmark` from here too).
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
-from benchmark.code import cell_roots, code_files
+from benchmark.code import cell_roots, code_manifest
 from benchmark.config import ConfigError, validate
 from benchmark.device import cuda_present
 from benchmark.grid import Grid, remove_stale_markers, table_config
@@ -83,9 +84,20 @@ def pack_spec(wildcards):
     return json.dumps(GRID.pack(wildcards).spec(), sort_keys=True)
 
 
+@functools.cache
+def _manifest(roots: tuple[str, ...]) -> str:
+    return code_manifest(roots)
+
+
+def code_input(roots) -> str:
+    """The manifest standing for the package files `roots` import (benchmark/code.py): editing one of them
+    reruns exactly the jobs that import it."""
+    return _manifest(tuple(sorted(set(roots))))
+
+
 def pack_code(wildcards):
-    """The package files the pack's cells import (benchmark/code.py): editing one reruns exactly these cells."""
-    return code_files(cell_roots(GRID.pack(wildcards).configuration.settings))
+    """The pack's cells' code: editing a file they import reruns exactly these cells."""
+    return code_input(cell_roots(GRID.pack(wildcards).configuration.settings))
 
 
 def pack_dependencies(wildcards):

@@ -8,7 +8,7 @@ rule class_embeddings:
     input:
         hierarchy="data/hierarchies/{hierarchy}.txt",
         data="data/prepared/{dataset}.json",
-        code=code_files(["benchmark.hierarchy"]),
+        code=code_input(["benchmark.hierarchy"]),
     output:
         embeddings="results/embeddings/{dataset}/{hierarchy}.npy",
         sidecar="results/embeddings/{dataset}/{hierarchy}.json",

@@ -7,7 +7,7 @@ REPORT_CONFIG = f"results/report/{NAME}_config.html"
 rule report_config:
     input:
         config=GRID_CONFIG,
-        code=code_files(["benchmark.report"]),
+        code=code_input(["benchmark.report"]),
     output:
         report(REPORT_CONFIG, caption="../report/config.rst", category="Configuration"),
     log:

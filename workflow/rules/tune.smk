@@ -10,7 +10,7 @@ rule select:
     input:
         data="data/prepared/{dataset}.json",
         trials=tuning_inputs,
-        code=lambda w: code_files(["benchmark.tuning", *cell_roots(GRID.tuning(w).trials[0].settings)]),
+        code=lambda w: code_input(["benchmark.tuning", *cell_roots(GRID.tuning(w).trials[0].settings)]),
     output:
         selection="results/tuning/{dataset}/{method}/spc{spc}/{key}/selection.json",
         table="results/tuning/{dataset}/{method}/spc{spc}/{key}/trials.csv",
