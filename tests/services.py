@@ -75,7 +75,7 @@ LAUNCHER = textwrap.dedent("""
         tracker.finished(record, cell_dir / "cell.log")
         if tracker.info is None:  # the tracker swallowed a store failure (its line is on stderr)
             raise SystemExit(1)
-        print("cell run", tracker.run_id, flush=True)  # MLflow prints lines of its own
+        (cell_dir / "run_id").write_text(tracker.run_id)  # not stdout: MLflow's lines there interleave with it
 
     started = time.perf_counter()
     children = [forked(lambda i=i: cell(i)) for i in range(processes)]
@@ -96,9 +96,8 @@ def log_concurrently(uri: str, folder: Path) -> tuple[list[str], float]:
                              str(EPOCHS)], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"{result.stdout[-500:]}{result.stderr[-2000:]}")
-    lines = [line.split() for line in result.stdout.splitlines()]
-    elapsed = next(float(words[1]) for words in lines if words[:1] == ["elapsed"])
-    return [words[-1] for words in lines if words[:2] == ["cell", "run"]], elapsed
+    elapsed = next(float(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("elapsed "))
+    return [path.read_text() for path in sorted(work.glob("seed*/run_id"))], elapsed
 
 
 def free_port() -> int:

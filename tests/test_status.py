@@ -19,7 +19,6 @@ from benchmark.aggregate import expected_identity
 from benchmark.config import validate
 from benchmark.grid import Grid
 
-NOW = time.time()  # the files are dated relative to now: `main` reads the real clock
 HOST = socket.gethostname()
 
 
@@ -36,6 +35,7 @@ class Files:
 
     def __init__(self, root: Path, grid: Grid) -> None:
         self.root, self.grid = root, grid
+        self.now = time.time()  # the files are dated relative to now (when the fixture runs): `main` reads the clock
         self.packs = {(p.configuration.method, p.configuration.spc): p for p in grid.packs}
 
     def cell_dir(self, method: str, spc: int, seed: int) -> Path:
@@ -50,7 +50,8 @@ class Files:
         (self.cell_dir(method, spc, seed) / "metrics.json").write_text(json.dumps(record))
 
     def progress(self, method: str, spc: int, seed: int, **content) -> None:
-        base = {"state": "running", "host": HOST, "pid": os.getpid(), "started": NOW - 100, "updated": NOW - 1,
+        base = {"state": "running", "host": HOST, "pid": os.getpid(), "started": self.now - 100,
+                "updated": self.now - 1,
                 "epoch": None, "epochs": 10, "epoch_s": []}
         (self.cell_dir(method, spc, seed) / "progress.json").write_text(json.dumps({**base, **content}))
 
@@ -100,8 +101,8 @@ def built(tmp_path):
     files.log("cosine", 10, "error: cell digits/cosine/spc10/split0/seed0 is set up for cuda but this job got cpu\n")
     # cosine_ce spc5: running on another machine (heartbeat), silent too long on another machine, waiting
     files.progress("cosine_ce", 5, 0, host="gpu-node-7", epoch=3, epoch_s=[2.0, 2.0, 2.0])
-    files.progress("cosine_ce", 5, 1, host="gpu-node-7", epoch=3, epoch_s=[2.0], updated=NOW - 4000)
-    yield grid, tmp_path
+    files.progress("cosine_ce", 5, 1, host="gpu-node-7", epoch=3, epoch_s=[2.0], updated=files.now - 4000)
+    yield grid, tmp_path, files.now
     worker.kill()
     worker.wait()
 
@@ -111,8 +112,8 @@ def by_name(statuses):
 
 
 def test_every_state_is_recognised(built):
-    grid, root = built
-    found = by_name(status.grid_status(grid.config, root, now=NOW))
+    grid, root, now = built
+    found = by_name(status.grid_status(grid.config, root, now=now))
     states = {name: s.state for name, s in found.items()}
     cell = "digits/{}/spc{}/split0/seed{}".format
     assert states == {
@@ -142,8 +143,8 @@ def test_every_state_is_recognised(built):
 
 
 def test_render_counts_groups_and_lists_what_needs_a_look(built):
-    grid, root = built
-    text = status.render("st", status.grid_status(grid.config, root, now=NOW))
+    grid, root, now = built
+    text = status.render("st", status.grid_status(grid.config, root, now=now))
     lines = text.splitlines()
     assert lines[0] == "grid st: 24 cells: 3 done, 2 running, 9 queued, 2 missing, 7 failed, 1 diverged"
     assert lines[3].split() == ["digits/softmax_ce", "6", "2", "1", "0", "0", "2", "1"]
@@ -153,12 +154,12 @@ def test_render_counts_groups_and_lists_what_needs_a_look(built):
     assert "digits/softmax_ce/spc5/split0/seed0" not in text  # done cells only with --all
     assert "digits/cosine_ce/spc10/split0/seed0" not in text  # nor plain queued ones
     assert lines[-1] == "the running cells end in 13 s at the latest"
-    assert "digits/softmax_ce/spc5/split0/seed0" in status.render("st", status.grid_status(grid.config, root, NOW),
+    assert "digits/softmax_ce/spc5/split0/seed0" in status.render("st", status.grid_status(grid.config, root, now),
                                                                   every_cell=True)
 
 
 def test_exit_status_is_1_when_a_cell_failed(built, monkeypatch, capsys):
-    grid, root = built
+    grid, root, now = built
     (root / "config").mkdir()
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config()))
     monkeypatch.chdir(root)

@@ -112,8 +112,8 @@ def test_keep_going_leaves_finished_cells_usable_and_failed_ones_missing(repo: P
     config = write_config(repo, "broken", epochs=1, grid="broken", methods=["softmax_ce", "mse"],
                           samples_per_class=[5], seeds=[0, 1], tracking=False)
     source = repo / "benchmark/losses/mse.py"
-    source.write_text(source.read_text().replace("return (output.float() - onehot)",
-                                                 "raise RuntimeError('injected failure')\n        return (output"))
+    line = "return (output.float() - onehot)"
+    source.write_text(source.read_text().replace(line, f"raise RuntimeError('injected failure')\n        {line}"))
     result = snakemake(repo, "--cores", "2", "--keep-going", "--configfile", str(config), check=False)
     assert result.returncode != 0
     assert sorted(p.split("/")[3] for p in records(repo)) == ["softmax_ce", "softmax_ce"]

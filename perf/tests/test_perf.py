@@ -81,9 +81,9 @@ def test_cheap_parts_for_real(tmp_path):
     grids = records["dag"]["result"]["grids"]
     assert set(grids) == {"paper", "synthetic_50", "synthetic_50_one_per_job"}
     assert (grids["paper"]["cells"], grids["synthetic_50"]["cells"]) == (120, 50)
-    # 50 cells = 25 (dataset, method, spc) x 2 seeds: one pack each, or a job per cell, plus 5 other jobs
-    # (prepare_data, aggregate, report_config, track, all)
-    assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (30, 55)
+    # 50 cells = 25 (dataset, method, spc) x 2 seeds: one pack each, or a job per cell, plus 6 other jobs
+    # (prepare_data, grid_config, aggregate, report_config, track, all)
+    assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (31, 56)
     # the no-op rerun of paper.yaml: every output present (the part fails unless both said nothing to do)
     noop = records["dag"]["result"]["noop"]["paper"]
     assert (noop["records"], noop["markers"]) == (120, 120) and noop["outputs"] > 120
@@ -100,8 +100,8 @@ def test_cheap_parts_for_real(tmp_path):
     assert stems_in_order(summary) == ["fixed_cost", "dag", "aggregation"]
     dag, noops = tables(summary, "dag")
     assert [(row["grid"], row["cells"], row["jobs"]) for row in dag] == [
-        ("paper", "120", str(grids["paper"]["jobs"])), ("synthetic_50", "50", "30"),
-        ("synthetic_50_one_per_job", "50", "55")]
+        ("paper", "120", str(grids["paper"]["jobs"])), ("synthetic_50", "50", "31"),
+        ("synthetic_50_one_per_job", "50", "56")]
     assert [row["grid"] for row in noops] == ["paper"]
     modes, imports = tables(summary, "fixed_cost")
     assert [row["mode"] for row in modes] == ["no_tracking", "tracking"]
