@@ -221,8 +221,16 @@ def _export_selection(args: argparse.Namespace) -> None:
     config = load_config(*args.config, base=_base(args.config))
     if "tune" not in config:
         sys.exit(f"error: {' + '.join(args.config)} has no `tune:` block, so nothing was selected")
+    only = ""
+    if args.datasets:
+        unknown = sorted(set(args.datasets) - set(config["datasets"]))
+        if unknown:
+            sys.exit(f"error: --datasets {' '.join(unknown)}: not in {' + '.join(args.config)} "
+                     f"(its datasets: {', '.join(config['datasets'])})")
+        config = {**config, "datasets": [d for d in config["datasets"] if d in args.datasets]}
+        only = f" --datasets {' '.join(config['datasets'])}"
     command = f"snakemake --cores all --configfile {' '.join(args.config)} && python -m benchmark export-selection " \
-              f"--config {' '.join(args.config)} --out {args.out}"
+              f"--config {' '.join(args.config)}{only} --out {args.out}"
     try:
         data = export_selection(Grid(config), config["tune"], command)
     except FileNotFoundError as missing:
@@ -399,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = verbs.add_parser("export-selection", help="write a tuned grid's selected values as a `selected` file")
     p.add_argument("--config", nargs="+", required=True, help="the tuned grid's config files")
+    p.add_argument("--datasets", nargs="+", help="only these datasets' selections (default: all of the grid's)")
     p.add_argument("--out", required=True, help="e.g. config/selected/digits.yaml")
     p.set_defaults(func=_export_selection)
 

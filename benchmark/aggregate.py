@@ -120,7 +120,7 @@ def reference(config: dict, root: Path = Path(".")):
 def protocol(config: dict) -> str:
     """How the grid's hyperparameters were chosen, with the tuning budget every method got."""
     if "tune" not in config:
-        return config["protocol"]
+        return _with_selected(config)
     from benchmark.tuning import points
 
     tune = config["tune"]
@@ -130,6 +130,26 @@ def protocol(config: dict) -> str:
     return (f"tuned protocol ({tune['strategy']}: {searched} over {n} points x {runs} runs = {n * runs} trials of "
             f"{epochs} epochs per method and samples per class, the same for every method, on validation splits "
             f"of {tune['validation_fraction']:.0%} carved from each training subset; the test set read once)")
+
+
+def _with_selected(config: dict) -> str:
+    """The config's protocol, and what a `selected` file changed: rates a tuned grid chose, for all or some cells."""
+    from benchmark.config import base_method, dataset_spc, method_labels
+    from benchmark.grid import load_selected
+    from benchmark.registry import split_label
+
+    chosen = load_selected(config)
+    wanted = [(d, label, str(spc)) for d in config["datasets"] for label in method_labels(config, d)
+              for spc in dataset_spc(config, d)]
+    found = [str(spc) in (chosen.get(d, {}).get(label) or chosen.get(d, {}).get(
+        base_method(config, split_label(label)[0])) or {}) for d, label, spc in wanted]
+    how = f"selected on validation splits by the tuned protocol ({config['selected']})" if any(found) else ""
+    if not how:
+        return config["protocol"]
+    if all(found):
+        return f"learning rate and weight decay per method and size {how}; the rest set in the config"
+    return (f"{config['protocol']}, except the learning rate and weight decay of {sum(found)} of the {len(found)} "
+            f"(dataset, method, size), {how}")
 
 
 def primary_metric(config: dict) -> tuple[str, str]:

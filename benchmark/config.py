@@ -342,7 +342,8 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
     variant = config.get("variants", {}).get(name, {}).get("train", {})
     train = _merge(_merge(config["train"], overrides), variant)
     lr = variant.get("lr", overrides.get("lr", config["train"].get("lr")))  # an lr map is replaced whole
-    tuned = "lr" in config.get("tune", {}).get("space", {})  # searched: the config's own rate is not used
+    # searched, or read from a tuned grid's `selected` file (the grid checks it has a value for every cell)
+    tuned = "lr" in config.get("tune", {}).get("space", {}) or "selected" in config
     if isinstance(lr, dict):
         for key in (label, name, base_method(config, name), "default"):
             if key in lr:

@@ -318,6 +318,10 @@ class Grid:
                         from benchmark.tuning import apply_point
 
                         own = {**base, "train": apply_point(base["train"], values)}
+                    elif own["train"]["lr"] is None and not tune:
+                        raise ConfigError(f"config error at 'selected': {config['selected']} has no learning rate "
+                                          f"for {label} on {dataset} at {spc} per class; set train.lr for it, or "
+                                          "select it (the command in the file's header)")
                     settings = tuned_settings(own, tune) if tune else own
                     c = Configuration(dataset, label, spc, settings, settings_key(settings))
                     self.configurations.append(c)

@@ -30,3 +30,29 @@ def test_every_cell_of_the_default_grid_trains_with_its_selected_values() -> Non
         chosen = values[c.method][str(c.spc)]
         assert c.settings["train"]["lr"] == chosen["lr"]
         assert c.settings["train"]["optimizer"]["weight_decay"] == chosen["weight_decay"]
+
+
+def test_a_cell_the_selected_file_lacks_stops_with_one_line(tmp_path) -> None:
+    import pytest
+
+    from benchmark.config import ConfigError
+
+    data = yaml.safe_load(SELECTED.read_text())
+    del data["values"]["digits"]["mse"]["5"]
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump(data))
+    overlay = tmp_path / "grid.yaml"
+    overlay.write_text(yaml.safe_dump({"selected": str(partial)}))
+    with pytest.raises(ConfigError, match=r"^config error at 'selected': .*partial.yaml has no learning rate for mse "
+                                          r"on digits at 5 per class"):
+        Grid(load_config(overlay, base=REPO / "config/config.yaml"))
+
+
+def test_the_tables_say_where_the_rates_came_from() -> None:
+    from benchmark.aggregate import protocol
+
+    assert protocol(load_config(REPO / "config/config.yaml")).startswith(
+        "learning rate and weight decay per method and size selected on validation splits by the tuned protocol "
+        "(config/selected/digits.yaml)")
+    assert protocol(load_config(REPO / "config/paper.yaml", base=REPO / "config/config.yaml")) == \
+        "hyperparameters set in the config"  # no paper dataset in the file: nothing of it applies
