@@ -55,9 +55,12 @@ def child(out: Path, train_argv: list[str]) -> None:
 
 def pack_spec(config: dict, mode: str, cells: int, epochs: int | None) -> dict:
     """The pack of seeds 0..cells-1 of the default grid's digits/softmax_ce/all under the folder `mode`."""
-    from benchmark.grid import Configuration, Pack, cell_settings, settings_key
+    import copy
 
-    settings = cell_settings(config, "digits", METHOD)
+    from benchmark.grid import Configuration, Grid, Pack, settings_key
+
+    cell = next(c for c in Grid(config).configurations if (c.dataset, c.method, c.spc) == ("digits", METHOD, SPC))
+    settings = copy.deepcopy(cell.settings)  # its selected rates included
     if epochs is not None:
         settings["train"]["epochs"] = epochs
     configuration = Configuration("digits", METHOD, SPC, settings, settings_key(settings))

@@ -28,7 +28,10 @@ def default_config() -> dict:
 
 @pytest.fixture
 def config(default_config) -> dict:
-    return copy.deepcopy(default_config)
+    """The default config without its `selected` file: the rates set in it (tests/test_selected.py: the file)."""
+    config = copy.deepcopy(default_config)
+    del config["selected"]
+    return config
 
 
 def test_default_config_validates_into_75_cells_in_25_packs(default_config):
@@ -45,9 +48,10 @@ def test_default_config_validates_into_75_cells_in_25_packs(default_config):
     pack = next(p for p in grid.packs if p.configuration is cosine)
     assert pack.marker == f"results/cells/digits/cosine/spc5/{cosine.key}/split0_seed0-1-2.pack"
     assert pack.records == [cosine.record(0, s) for s in (0, 1, 2)]
-    # every spc of one method shares its settings, hence its key; the methods' keys differ
-    keys = {c.method: c.key for c in grid.configurations}
-    assert all(c.key == keys[c.method] for c in grid.configurations) and len(set(keys.values())) == 5
+    # a key per distinct settings (the selected rates differ by method and size)
+    confs = grid.configurations
+    assert all((a.key == b.key) == (a.settings == b.settings) for a in confs for b in confs)
+    assert len({c.key for c in confs}) > 5
 
 
 def test_validate_fills_the_schema_defaults_once(config):

@@ -35,17 +35,19 @@ def test_every_cell_of_the_default_grid_trains_with_its_selected_values() -> Non
 def test_a_cell_the_selected_file_lacks_stops_with_one_line(tmp_path) -> None:
     import pytest
 
-    from benchmark.config import ConfigError
+    from benchmark.config import ConfigError, validate
 
     data = yaml.safe_load(SELECTED.read_text())
     del data["values"]["digits"]["mse"]["5"]
     partial = tmp_path / "partial.yaml"
     partial.write_text(yaml.safe_dump(data))
-    overlay = tmp_path / "grid.yaml"
-    overlay.write_text(yaml.safe_dump({"selected": str(partial)}))
+    config = validate({"grid": "g", "datasets": ["digits"], "methods": ["mse", "cosine"], "samples_per_class": [5],
+                       "seeds": [0], "selected": str(partial), "dataset_settings": {"digits": {"model": "small_cnn"}}})
     with pytest.raises(ConfigError, match=r"^config error at 'selected': .*partial.yaml has no learning rate for mse "
                                           r"on digits at 5 per class"):
-        Grid(load_config(overlay, base=REPO / "config/config.yaml"))
+        Grid(config)
+    config["methods"] = ["cosine"]
+    assert Grid(config).configurations[0].settings["train"]["lr"] == data["values"]["digits"]["cosine"]["5"]["lr"]
 
 
 def test_the_tables_say_where_the_rates_came_from() -> None:
