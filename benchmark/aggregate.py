@@ -143,7 +143,8 @@ def _with_selected(config: dict) -> str:
               for spc in dataset_spc(config, d)]
     found = [str(spc) in (chosen.get(d, {}).get(label) or chosen.get(d, {}).get(
         base_method(config, split_label(label)[0])) or {}) for d, label, spc in wanted]
-    how = f"selected on validation splits by the tuned protocol ({config['selected']})" if any(found) else ""
+    how = f"selected on validation splits by the tuned protocol ({config['selected'][config['grid']]})" if any(found) \
+        else ""
     if not how:
         return config["protocol"]
     if all(found):

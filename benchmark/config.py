@@ -343,7 +343,7 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
     train = _merge(_merge(config["train"], overrides), variant)
     lr = variant.get("lr", overrides.get("lr", config["train"].get("lr")))  # an lr map is replaced whole
     # searched, or read from a tuned grid's `selected` file (the grid checks it has a value for every cell)
-    tuned = "lr" in config.get("tune", {}).get("space", {}) or "selected" in config
+    tuned = "lr" in config.get("tune", {}).get("space", {}) or selected_file(config) is not None
     if isinstance(lr, dict):
         for key in (label, name, base_method(config, name), "default"):
             if key in lr:
@@ -358,6 +358,18 @@ def train_settings(config: dict, dataset: str, label: str) -> dict:
         raise ConfigError(f"config error at 'train.lr': no learning rate for {dataset}; set train.lr")
     train["lr"] = lr
     return train
+
+
+def selected_file(config: dict) -> Path | None:
+    """The `selected` file this grid trains with (None: the grid is not named there)."""
+    name = config.get("selected", {}).get(config.get("grid"))
+    if name is None:
+        return None
+    path = Path(name) if Path(name).is_absolute() else REPO_ROOT / name
+    if not path.is_file():
+        raise ConfigError(f"config error at 'selected.{config['grid']}': {name} does not exist; write it with "
+                          "`python -m benchmark export-selection` after the tuned grid ran")
+    return path
 
 
 def merged(base: dict, *overlays: dict) -> dict:

@@ -32,7 +32,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.config import ConfigError, base_method, dataset_spc, method_labels, method_settings, train_settings
+from benchmark.config import (
+    ConfigError,
+    base_method,
+    dataset_spc,
+    method_labels,
+    method_settings,
+    selected_file,
+    train_settings,
+)
 from benchmark.device import cpu_has_native_bf16, cuda_present
 from benchmark.registry import METHODS, MODELS, split_label
 
@@ -254,11 +262,12 @@ class Tuning:
 
 def load_selected(config: dict) -> dict:
     """The `selected` file's values: {dataset: {method label: {spc (str): {lr, weight_decay, ...}}}} ({} without)."""
-    if "selected" not in config:
+    path = selected_file(config)
+    if path is None:
         return {}
     import yaml
 
-    data = yaml.safe_load(Path(config["selected"]).read_text()) or {}
+    data = yaml.safe_load(path.read_text()) or {}
     return {d: {m: {str(k): v for k, v in per_spc.items()} for m, per_spc in methods.items()}
             for d, methods in data.get("values", {}).items()}
 
@@ -319,7 +328,7 @@ class Grid:
 
                         own = {**base, "train": apply_point(base["train"], values)}
                     elif own["train"]["lr"] is None and not tune:
-                        raise ConfigError(f"config error at 'selected': {config['selected']} has no learning rate "
+                        raise ConfigError(f"config error at 'selected': {selected_file(config)} has no learning rate "
                                           f"for {label} on {dataset} at {spc} per class; set train.lr for it, or "
                                           "select it (the command in the file's header)")
                     settings = tuned_settings(own, tune) if tune else own

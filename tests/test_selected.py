@@ -24,7 +24,7 @@ def test_the_selected_file_comes_from_the_current_tuned_config() -> None:
 
 def test_every_cell_of_the_default_grid_trains_with_its_selected_values() -> None:
     config = load_config(REPO / "config/config.yaml")
-    assert config["selected"] == "config/selected/digits.yaml"
+    assert config["selected"] == {"digits": "config/selected/digits.yaml"}
     values = yaml.safe_load(SELECTED.read_text())["values"]["digits"]
     for c in Grid(config).configurations:
         chosen = values[c.method][str(c.spc)]
@@ -42,7 +42,8 @@ def test_a_cell_the_selected_file_lacks_stops_with_one_line(tmp_path) -> None:
     partial = tmp_path / "partial.yaml"
     partial.write_text(yaml.safe_dump(data))
     config = validate({"grid": "g", "datasets": ["digits"], "methods": ["mse", "cosine"], "samples_per_class": [5],
-                       "seeds": [0], "selected": str(partial), "dataset_settings": {"digits": {"model": "small_cnn"}}})
+                       "seeds": [0], "selected": {"g": str(partial)},
+                       "dataset_settings": {"digits": {"model": "small_cnn"}}})
     with pytest.raises(ConfigError, match=r"^config error at 'selected': .*partial.yaml has no learning rate for mse "
                                           r"on digits at 5 per class"):
         Grid(config)
@@ -58,3 +59,21 @@ def test_the_tables_say_where_the_rates_came_from() -> None:
         "(config/selected/digits.yaml)")
     assert protocol(load_config(REPO / "config/paper.yaml", base=REPO / "config/config.yaml")) == \
         "hyperparameters set in the config"  # no paper dataset in the file: nothing of it applies
+
+
+def test_only_the_grids_named_take_the_selected_values(tmp_path) -> None:
+    """An overlay with a name of its own keeps the rates it sets (the file is the default grid's); a grid named
+    with a file that is not there stops with one line."""
+    import pytest
+
+    from benchmark.config import ConfigError
+
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text(yaml.safe_dump({"grid": "mine", "train": {"epochs": 10}}))
+    mine = Grid(load_config(overlay, base=REPO / "config/config.yaml"))
+    hand = {"softmax_ce": 0.05, "label_smoothing": 0.05, "mse": 0.01, "cosine": 0.5, "cosine_ce": 0.5}
+    assert {c.method: c.settings["train"]["lr"] for c in mine.configurations} == hand
+    overlay.write_text(yaml.safe_dump({"grid": "mine", "selected": {"mine": "config/selected/nowhere.yaml"}}))
+    with pytest.raises(ConfigError, match=r"^config error at 'selected.mine': config/selected/nowhere.yaml does not "
+                                          r"exist; write it with `python -m benchmark export-selection`"):
+        Grid(load_config(overlay, base=REPO / "config/config.yaml"))
