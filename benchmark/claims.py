@@ -93,7 +93,8 @@ def summary(part: pd.DataFrame, method: str, baseline: str, few: int) -> str:
     behind = int((part.verdict == "behind").sum())
     gap_small = small["diff"].mean() if len(small) else np.nan
     gap_large = large["diff"].mean() if len(large) else np.nan
-    narrows = "narrows" if gap_small > gap_large else "does not narrow"
+    narrows = ("closes and reverses" if gap_small > 0 > gap_large else "narrows") if gap_small > gap_large \
+        else "does not narrow"
     return (f"Reading: at {few} or fewer samples per class {method} is ahead of {baseline} on average at {ahead} of "
             f"{len(small)} sizes ({significant} significantly after correction; mean difference {gap_small:+.1f} "
             f"points); at more samples the mean difference is {gap_large:+.1f}, so the gap {narrows}. "

@@ -164,3 +164,20 @@ def test_a_tuned_grid_and_its_claim_document_through_snakemake(repo: Path) -> No
         assert f"| {row.baseline_mean:.1f} | {row.method_mean:.1f} | {row.diff:+.1f} |" in document
     assert "tuned protocol" in document and "Machine:" in document
     assert "Nothing to be done" in snakemake(repo, "-n", "--configfile", str(config)).stdout
+
+
+def test_the_claim_reading_says_narrows_reverses_or_not_from_the_numbers() -> None:
+    import pandas as pd
+
+    from benchmark.claims import summary
+
+    def reading(diffs: list[float], verdicts: list[str]) -> str:
+        part = pd.DataFrame({"spc": ["2", "5", "50", "all"], "diff": diffs, "verdict": verdicts})
+        return summary(part, "cosine", "softmax_ce", few=10)
+
+    text = reading([4.0, 2.0, 1.0, 0.0], ["ahead", "-", "-", "-"])
+    assert "mean difference +3.0 points" in text and "the gap narrows" in text and "holds here" in text
+    text = reading([4.0, 2.0, -3.0, -5.0], ["ahead", "ahead", "behind", "behind"])
+    assert "the gap closes and reverses" in text and "significantly ahead at 2 size(s)" in text
+    text = reading([-1.0, 1.0, 2.0, 3.0], ["-", "-", "-", "-"])
+    assert "does not narrow" in text and "does not hold here" in text
