@@ -134,15 +134,12 @@ def protocol(config: dict) -> str:
 
 def _with_selected(config: dict) -> str:
     """The config's protocol, and what a `selected` file changed: rates a tuned grid chose, for all or some cells."""
-    from benchmark.config import base_method, dataset_spc, method_labels
-    from benchmark.grid import load_selected
-    from benchmark.registry import split_label
+    from benchmark.config import dataset_spc, method_labels
+    from benchmark.grid import load_selected, selected_for
 
     chosen = load_selected(config)
-    wanted = [(d, label, str(spc)) for d in config["datasets"] for label in method_labels(config, d)
-              for spc in dataset_spc(config, d)]
-    found = [str(spc) in (chosen.get(d, {}).get(label) or chosen.get(d, {}).get(
-        base_method(config, split_label(label)[0])) or {}) for d, label, spc in wanted]
+    found = [selected_for(chosen, config, d, label, spc) is not None for d in config["datasets"]
+             for label in method_labels(config, d) for spc in dataset_spc(config, d)]
     how = f"selected on validation splits by the tuned protocol ({config['selected'][config['grid']]})" if any(found) \
         else ""
     if not how:

@@ -127,12 +127,11 @@ def code_manifest(roots: Iterable[str], folder: Path = MANIFESTS) -> str:
     instead of about thirty (a 10,000-cell DAG spends seconds on the rest). Rewritten (atomically) only
     when its content changes; a cluster job's Snakemake writes the same bytes.
     """
-    from benchmark.io import write_atomic
+    from benchmark.io import file_hash, write_atomic
 
     roots = sorted(set(roots))
     files = code_files(roots)
-    text = json.dumps({"roots": roots, "files": {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest()
-                                                 for f in files}}, indent=1) + "\n"
+    text = json.dumps({"roots": roots, "files": {f: file_hash(ROOT / f) for f in files}}, indent=1) + "\n"
     path = folder / f"{hashlib.sha256(' '.join(roots).encode()).hexdigest()[:12]}.json"
     if not path.exists() or path.read_text() != text:
         write_atomic(path, text)

@@ -272,6 +272,13 @@ def load_selected(config: dict) -> dict:
             for d, methods in data.get("values", {}).items()}
 
 
+def selected_for(chosen: dict, config: dict, dataset: str, label: str, spc) -> dict | None:
+    """One cell's values in `chosen` (load_selected): its method label's, else its base method's (a variant
+    without a selection of its own takes its method's); None where the file has none."""
+    per_method = chosen.get(dataset, {})
+    return (per_method.get(label) or per_method.get(base_method(config, split_label(label)[0])) or {}).get(str(spc))
+
+
 def tuned_settings(settings: dict, tune: dict) -> dict:
     """The final cells' settings under the tuned protocol: the searched values come from the selection, so
     they are "tuned" here, and the search itself (space, budget, seeds, ...) is part of the identity."""
@@ -319,9 +326,7 @@ class Grid:
             for label in method_labels(config, dataset):
                 base = cell_settings(config, dataset, label)
                 for spc in dataset_spc(config, dataset):
-                    per_method = chosen.get(dataset, {})  # a variant without its own selection takes its method's
-                    values = (per_method.get(label) or per_method.get(base_method(config, split_label(label)[0]))
-                              or {}).get(str(spc))
+                    values = selected_for(chosen, config, dataset, label, spc)
                     own = base
                     if values is not None:  # values a tuned grid selected (config key `selected`)
                         from benchmark.tuning import apply_point
