@@ -9,7 +9,8 @@ never misses a module it imports. Registries are not imported by the trainer (th
 resolved "module:attribute"), so adding a method does not rerun every cell.
 
 Reading a module's imports is cached per (path, mtime, size): building the DAG of 10,000 cells reads
-each file once.
+each file once, and the workflow keeps that cache on disk beside the manifests (results/code/imports.json),
+so that a rerun with nothing to do parses no module at all.
 """
 
 from __future__ import annotations
@@ -64,10 +65,44 @@ def _imports_of(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:  # noqa
     return tuple(sorted({n for n in found if n == PACKAGE or n.startswith(PACKAGE + ".")}))
 
 
+# The on-disk cache of _imports_of once code_manifest has loaded it: {file: [mtime_ns, size, imports]}, the
+# files relative to ROOT; `_stored_changed` says it has entries the file lacks.
+_STORED: dict[str, list] = {}
+_stored_changed = False
+
+
 def _imports(module: str) -> tuple[str, ...]:
+    global _stored_changed
     path = module_file(module)
     stat = path.stat()
-    return _imports_of(str(path), stat.st_mtime_ns, stat.st_size)
+    key = str(path.relative_to(ROOT))
+    stored = _STORED.get(key)
+    if stored is not None and stored[:2] == [stat.st_mtime_ns, stat.st_size]:
+        return tuple(stored[2])
+    found = _imports_of(str(path), stat.st_mtime_ns, stat.st_size)
+    _STORED[key] = [stat.st_mtime_ns, stat.st_size, list(found)]
+    _stored_changed = True
+    return found
+
+
+@functools.cache
+def _load_import_cache(path: Path) -> None:
+    """Fill _STORED from `path` once per process (a missing or unreadable cache is rebuilt)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(stored, dict):
+        _STORED.update({k: v for k, v in stored.items() if isinstance(v, list) and len(v) == 3})
+
+
+def _save_import_cache(path: Path) -> None:
+    global _stored_changed
+    from benchmark.io import write_atomic
+
+    if _stored_changed:
+        write_atomic(path, json.dumps(_STORED, sort_keys=True) + "\n")
+        _stored_changed = False
 
 
 def closure(roots: Iterable[str]) -> list[str]:
@@ -130,7 +165,10 @@ def code_manifest(roots: Iterable[str], folder: Path = MANIFESTS) -> str:
     from benchmark.io import file_hash, write_atomic
 
     roots = sorted(set(roots))
+    cache = folder / "imports.json"
+    _load_import_cache(cache)
     files = code_files(roots)
+    _save_import_cache(cache)
     text = json.dumps({"roots": roots, "files": {f: file_hash(ROOT / f) for f in files}}, indent=1) + "\n"
     path = folder / f"{hashlib.sha256(' '.join(roots).encode()).hexdigest()[:12]}.json"
     if not path.exists() or path.read_text() != text:

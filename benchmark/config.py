@@ -18,8 +18,8 @@ import functools
 from pathlib import Path
 
 import jsonschema
-import yaml
 
+from benchmark import yamlfile
 from benchmark.reference import ReferenceFileError, load_reference
 from benchmark.registry import DATASETS, METHODS, MODELS, SEMANTIC, WITHOUT_MIXING, dataset_module, split_label
 from benchmark.schedules import sgdr_epochs
@@ -43,7 +43,7 @@ def _without_defaults(node):
 
 @functools.cache
 def _schema() -> dict:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = yamlfile.read(SCHEMA_PATH)
     props, definitions = schema["properties"], schema["definitions"]
     props["datasets"]["items"]["enum"] = sorted(DATASETS)
     definitions["method_list"]["items"]["enum"] = sorted(METHODS)
@@ -383,7 +383,7 @@ def merged(base: dict, *overlays: dict) -> dict:
 def load_config(*paths: Path, base: Path | None = None) -> dict:
     """The validated config of `paths` merged in order over `base` (config/config.yaml for an overlay: what
     `snakemake --configfile <paths>` runs)."""
-    layers = [yaml.safe_load(Path(p).read_text()) or {} for p in paths]
+    layers = [yamlfile.read(p) or {} for p in paths]
     if base is not None:
-        layers.insert(0, yaml.safe_load(Path(base).read_text()))
+        layers.insert(0, yamlfile.read(base))
     return validate(merged({}, *layers))

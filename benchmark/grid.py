@@ -32,6 +32,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark import yamlfile
 from benchmark.config import (
     ConfigError,
     base_method,
@@ -265,9 +266,7 @@ def load_selected(config: dict) -> dict:
     path = selected_file(config)
     if path is None:
         return {}
-    import yaml
-
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlfile.read(path) or {}
     return {d: {m: {str(k): v for k, v in per_spc.items()} for m, per_spc in methods.items()}
             for d, methods in data.get("values", {}).items()}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmark import yamlfile
 from benchmark.registry import METHODS, split_label
 
 METRICS = ("test_accuracy", "test_balanced_accuracy")
@@ -34,7 +35,7 @@ def load_reference(path: Path) -> dict:
     if not path.is_file():
         raise ReferenceFileError(f"reference file {path} does not exist; give a path relative to the repository root")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlfile.read(path)
     except yaml.YAMLError as error:
         raise ReferenceFileError(f"reference file {path} is not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict) or not {"source", "metric", "samples_per_class", "values"} <= set(data):

@@ -43,9 +43,9 @@ def _read_yaml(path: Path):
 
 @functools.lru_cache(maxsize=16)
 def _parse_yaml(path: str, mtime_ns: int, size: int):  # noqa: ARG001 (mtime and size key the cache)
-    import yaml
+    from benchmark import yamlfile
 
-    return yaml.safe_load(Path(path).read_text())
+    return yamlfile.read(path)
 
 
 def _path(entry: str | dict) -> str:
