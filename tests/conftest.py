@@ -18,10 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/fixtures/ help
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> Path:
-    """The digits dataset prepared once per session by the real `prepare` verb (outside any repo copy)."""
+    """The digits dataset prepared once per session by the real `prepare` verb (outside any repo copy), in this
+    process (a fresh interpreter would cost each test worker another 2 s of imports)."""
+    from benchmark.__main__ import main
+
     out = tmp_path_factory.mktemp("data") / "digits"
-    subprocess.run([sys.executable, "-m", "benchmark", "prepare", "digits", "--out", str(out)], cwd=REPO,
-                   check=True, capture_output=True)
+    main(["prepare", "digits", "--out", str(out)])
     return out
 
 

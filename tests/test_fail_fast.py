@@ -49,6 +49,7 @@ def test_a_typo_in_a_learning_rate_map_stops_with_one_line(tmp_path: Path) -> No
     assert line.startswith("config error at 'dataset_settings.digits.train.lr': 'cosin' is not a method")
 
 
+@pytest.mark.slow  # the real CLI in a process
 def test_missing_prepared_data_is_one_line_naming_the_folder(tmp_path: Path) -> None:
     from benchmark.config import load_config
     from benchmark.grid import Grid

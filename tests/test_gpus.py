@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 WORKER = textwrap.dedent("""
@@ -45,6 +46,7 @@ def _max_concurrent(records: list[dict], gpu: str) -> int:
     return peak
 
 
+@pytest.mark.slow  # 8 processes
 def test_concurrent_cells_never_share_a_gpu(tmp_path: Path) -> None:
     workers = [_spawn(tmp_path, f"w{i}", "0,1,2", hold=0.6) for i in range(8)]
     assert all(w.wait(timeout=60) == 0 for w in workers)
@@ -55,6 +57,7 @@ def test_concurrent_cells_never_share_a_gpu(tmp_path: Path) -> None:
         assert _max_concurrent(records, gpu) == 1
 
 
+@pytest.mark.slow  # 6 processes
 def test_packing_puts_at_most_k_cells_on_a_gpu(tmp_path: Path) -> None:
     workers = [_spawn(tmp_path, f"w{i}", "0,1", per_gpu=2, hold=0.8) for i in range(6)]
     assert all(w.wait(timeout=60) == 0 for w in workers)
@@ -62,6 +65,7 @@ def test_packing_puts_at_most_k_cells_on_a_gpu(tmp_path: Path) -> None:
     assert max(_max_concurrent(records, gpu) for gpu in "01") == 2
 
 
+@pytest.mark.slow  # processes, one killed
 def test_a_killed_cells_gpu_is_reused(tmp_path: Path) -> None:
     victim = _spawn(tmp_path, "victim", "5", hold=60)
     claimed = tmp_path / "victim.json.claimed"

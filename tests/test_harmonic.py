@@ -171,7 +171,7 @@ def test_linear_form_fits_a_plain_conv_by_gradient_descent():
         y = plain(x)
     opt = torch.optim.Adam(harm.parameters(), lr=0.05)
     first = F.mse_loss(harm(x), y).item()
-    for _ in range(300):
+    for _ in range(150):  # measured: loss 7.6e-8 of the first, filters within 1.2e-4
         opt.zero_grad()
         loss = F.mse_loss(harm(x), y)
         loss.backward()
@@ -190,7 +190,7 @@ def test_truncated_linear_form_cannot_fit_high_frequencies():
     x = torch.randn(8, 1, 8, 8)
     y = F.conv2d(x, target, padding=1)
     opt = torch.optim.Adam(harm.parameters(), lr=0.05)
-    for _ in range(200):
+    for _ in range(100):  # the masked fit stays at 0.9999 of the target's energy from step 50 on
         opt.zero_grad()
         loss = F.mse_loss(harm(x), y)
         loss.backward()
@@ -295,15 +295,20 @@ def test_harmonize_keeps_1x1_and_bias_and_dilation():
 
 
 def test_harmonic_resnet50():
-    torch.manual_seed(0)
-    model = harmonic_resnet50(3, 7)
+    with torch.device("meta"):  # the layout and the counts only: no weights to initialise (0.1 s, not 1.5)
+        model = harmonic_resnet50(3, 7)
     # torchvision ResNet-50: 7x7 stem, 16 bottlenecks (each 1x1, 3x3, 1x1) and 4 1x1 downsample convs.
     assert _kinds(model) == {"block": 1, "linear": 16, "conv1x1": 36, "conv_other": 0}
     stem = model.features.conv1
     assert stem.use_bn and stem.num_filters == 49 and stem.weight.shape == (64, 147, 1, 1)
     assert stem.stride == (2, 2) and stem.padding == (3, 3)
     assert _count(model) == 23_508_032 + 2048 * 7 + 7  # same as the plain ResNet-50
-    _forward_backward(model, torch.randn(2, 3, 32, 32), torch.tensor([1, 5]), 7)
+
+
+@pytest.mark.slow  # 25 M weights to initialise and train a step
+def test_harmonic_resnet50_trains_a_step():
+    torch.manual_seed(0)
+    _forward_backward(harmonic_resnet50(3, 7), torch.randn(2, 3, 32, 32), torch.tensor([1, 5]), 7)
 
 
 # --------------------------------------------------------------------------- models train
@@ -320,7 +325,7 @@ def _forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, output
 
 @pytest.mark.parametrize("build, shape", [
     (harmonic_small_cnn, (3, 1, 8, 8)),
-    (harmonic_cifar_resnet110_wide, (2, 3, 32, 32)),
+    pytest.param(harmonic_cifar_resnet110_wide, (2, 3, 32, 32), marks=pytest.mark.slow),
 ])
 def test_harmonic_models_forward_backward(build, shape):
     torch.manual_seed(0)
@@ -368,6 +373,7 @@ def _digits_accuracy(shuffle_labels: bool) -> float:
         return (model(x[test]).argmax(1) == y[test]).float().mean().item()
 
 
+@pytest.mark.slow  # test_learning.py trains harmonic as a cell
 def test_harmonic_small_cnn_learns_digits():
     # 10 classes: chance is 0.1. Held-out accuracy after 100 SGD steps of batch 64 (measured: 0.975, and
     # 0.099 with shuffled training labels).

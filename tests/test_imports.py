@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 # Each costs 0.3 to 1.8 s per process on our 2-core machine; a cell loads MLflow only to log its run
@@ -13,6 +14,7 @@ from conftest import REPO
 HEAVY = ["mlflow", "seaborn", "matplotlib", "pandas", "scipy", "sklearn", "torchvision", "torch._dynamo", "sympy"]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_training_a_cell_imports_nothing_heavy_before_it_is_needed() -> None:
     code = ("import sys, json\nimport benchmark.__main__, benchmark.train, benchmark.checkpoint, benchmark.runtime\n"
             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")

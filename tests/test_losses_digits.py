@@ -111,6 +111,7 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.mark.slow  # tests/test_learning.py trains each of these methods through the trainer in the fast suite
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_learns_digits(name):
     accuracy, first, last = _train(name, shuffle=False)

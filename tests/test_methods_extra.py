@@ -1,11 +1,14 @@
 """The methods of issue 11 as the trainer runs them: built by build_method from a validated config's cell
 settings and trained by a real train_cell on the prepared digits (C = 10, chance 0.1).
 
-Each method must learn (test accuracy far above chance, training loss falling) and must stay near chance
-when the training labels are shuffled against the images: only the labels can carry information to the
-test set, so a loss that pairs outputs with the wrong labels or pushes the target the wrong way fails one
-of the two. Measured (CPU, 1 thread, torch 2.14, these seeds, 3 epochs of 20 steps of 64 images):
-true labels 0.84-0.98 (arcface lowest), shuffled 0.07-0.15; about 0.5 s per cell (grad_l2 1.6 s for both).
+That each of them learns is tests/test_learning.py's (every registered method). Here: trained on labels
+shuffled against the images, each must stay near chance (softmax_ce in the fast suite, the ten
+others slow). Only the labels can
+carry information to the test set, so a method that reads the test images' labels, or a trainer that
+trains on test images, beats chance here. Measured (CPU, 1 thread, torch 2.14, these seeds, 3 epochs of
+20 steps of 64 images): shuffled 0.07-0.15 (true labels 0.84-0.98); about 0.5 s per cell. The rest
+checks each method's parts: the features a margin loss gets, OLE's pooled features, Grad-L2's double
+backprop, the harmonic model, the methods grid.
 """
 
 from __future__ import annotations
@@ -31,9 +34,7 @@ from benchmark.train import Cell, RunOptions, train_cell
 LR = {"l2_softmax": 0.05, "normface": 0.05, "cosface": 0.02, "arcface": 0.02, "sphereface": 0.05,
       "lsoftmax": 0.05, "tvmf": 0.5, "ole": 0.05, "grad_l2": 0.05, "harmonic": 0.05}
 EPOCHS, STEPS = 3, 20
-MIN_ACCURACY = 0.7  # measured 0.844 (arcface) to 0.978
 MAX_SHUFFLED_ACCURACY = 0.25  # chance 0.1, measured <= 0.150
-LOSS_DROP = 0.6  # last epoch's training loss below this fraction of the first's (measured <= 0.40)
 
 
 def config_for(method: str, **top) -> dict:
@@ -72,16 +73,8 @@ def _train(method: str, data) -> dict:
     return train_cell(Cell("digits", method, "all", 0, 0), settings_for(method), RunOptions("cpu", 1, 1024), data)
 
 
-@pytest.mark.parametrize("method", sorted(LR))
-def test_learns_digits(method, digits):
-    result = _train(method, digits)
-    losses = result["curves"]["train_loss"]
-    assert result["status"] == "ok"
-    assert result["test_accuracy"] > MIN_ACCURACY, (method, result["test_accuracy"])
-    assert losses[-1] < LOSS_DROP * losses[0], (method, losses)
-
-
-@pytest.mark.parametrize("method", sorted(LR))
+# softmax_ce in the fast suite (a trainer that reads test images or labels fails it), the methods here in the slow.
+@pytest.mark.parametrize("method", ["softmax_ce", *(pytest.param(m, marks=pytest.mark.slow) for m in sorted(LR))])
 def test_shuffled_labels_stay_near_chance(method, shuffled_digits):
     result = _train(method, shuffled_digits)
     assert result["test_accuracy"] < MAX_SHUFFLED_ACCURACY, (method, result["test_accuracy"])

@@ -54,10 +54,11 @@ def test_resnet50_has_no_way_to_ask_for_weights(monkeypatch):
 
 
 def test_resnet50_parameter_count():
-    # torchvision ResNet-50: 23,508,032 below the classifier; linear 2048 -> 200: 409,800.
-    assert _count(resnet50(in_channels=3, output_dim=200)) == 23_508_032 + 2048 * 200 + 200
-    # A 1-channel stem: 64 x 1 x 7 x 7 instead of 64 x 3 x 7 x 7.
-    assert _count(resnet50(in_channels=1, output_dim=200)) == 23_917_832 - 64 * 2 * 49
+    with torch.device("meta"):  # shapes only: nothing to initialise
+        # torchvision ResNet-50: 23,508,032 below the classifier; linear 2048 -> 200: 409,800.
+        assert _count(resnet50(in_channels=3, output_dim=200)) == 23_508_032 + 2048 * 200 + 200
+        # A 1-channel stem: 64 x 1 x 7 x 7 instead of 64 x 3 x 7 x 7.
+        assert _count(resnet50(in_channels=1, output_dim=200)) == 23_917_832 - 64 * 2 * 49
 
 
 @pytest.mark.slow
@@ -69,6 +70,7 @@ def test_resnet50_output_shape_at_448():
     assert out.shape == (2, 200) and torch.isfinite(out).all()
 
 
+@pytest.mark.slow  # a real step of the full-size model
 def test_resnet50_sgd_smoke():
     torch.manual_seed(0)
     model = resnet50(in_channels=3, output_dim=7)
@@ -129,6 +131,7 @@ def test_resnet110_wide_he_init():
     assert torch.equal(bn.weight, torch.ones(128)) and torch.equal(bn.bias, torch.zeros(128))
 
 
+@pytest.mark.slow  # a real step of the full-size model
 def test_resnet110_wide_sgd_smoke():
     torch.manual_seed(0)
     model = cifar_resnet110_wide(in_channels=3, output_dim=100)

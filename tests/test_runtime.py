@@ -43,6 +43,7 @@ def test_deterministic_mode_turns_on_torch_deterministic_algorithms(monkeypatch)
         torch.backends.cudnn.deterministic = False
 
 
+@pytest.mark.slow  # torch.compile
 def test_prepared_model_is_channels_last_and_compiling_keeps_the_plain_state_dict() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(16, 2))
     plain = runtime.Runtime(torch.device("cpu"), False, torch.channels_last, compile=False, deterministic=False)
