@@ -90,15 +90,17 @@ def apply_selection(settings: dict, selection: Path) -> tuple[dict, str]:
     return effective, file_hash(selection)[:16]
 
 
-def summary_line(record: dict, cell: Cell) -> str:
-    """The one line a finished cell prints to the workflow's console."""
+def summary_line(record: dict, cell: Cell, kept: bool = False) -> str:
+    """The one line a finished cell prints to the workflow's console (`kept`: its record was already there, for
+    these settings, data and code, and it was not trained again)."""
     if record["test_accuracy"] is None:  # a tuning trial
         best = record["validation"]["final_accuracy"]
         result = f"trial, {100.0 * best:.1f}% final validation accuracy" if best is not None else "trial"
     else:
         result = f"{100.0 * record['test_accuracy']:.1f}% test accuracy"
     status = "" if record["status"] == "ok" else f" ({record['status']})"
-    return (f"{cell.name}: {result}{status}, {record['epochs_run']} epochs in "
+    how = "kept from an earlier run" if kept else "in"
+    return (f"{cell.name}: {result}{status}, {record['epochs_run']} epochs {how} "
             f"{record['wall_time_s']:.1f} s on {record['device']}")
 
 
@@ -112,7 +114,7 @@ def run_pack(spec: dict, marker: Path, options: RunOptions, context: dict, recei
         record = configuration.cell(split, seed)
         path = configuration.cell_dir(split, seed) / "metrics.json"
         done.append({"cell": record["cell"], "record": str(path), "sha256": file_hash(path)})
-        print(summary_line(record, configuration.cell_of(split, seed)), flush=True)
+        print(summary_line(record, configuration.cell_of(split, seed), configuration.kept), flush=True)
     write_json(marker, {"pack": spec["key"], "identity": configuration.identity, "cells": done})
 
 
@@ -123,6 +125,7 @@ class ConfigurationRun:
                  checkpoint_every_s: float) -> None:
         self.spec, self.options, self.context, self.every = spec, options, context, checkpoint_every_s
         self.settings, self.folder = spec["settings"], Path(spec["folder"])
+        self.kept = False  # whether the last cell() found its record already there
         self.identity = {"settings": spec["key"], "code": code_hash(code_files(cell_roots(self.settings))),
                          "data": prepared_data_hash(Path(spec["data"]), receipt)}
         if "selection" in spec:  # tuned protocol: train with the values the search selected
@@ -153,10 +156,11 @@ class ConfigurationRun:
             # A student's record is its result only for the teacher weights it was trained from.
             identity = self.identity if teacher is None else {**self.identity, "teacher": teacher_identity(teacher)}
             record = usable_record(cell_dir / "metrics.json", coordinates, identity)
+            self.kept = record is not None
             if record is not None and save_weights and not (cell_dir / WEIGHTS).exists():
                 print(f"{cell_dir}: a later cell needs this cell's final weights, which were not saved; training it "
                       "again to save them", file=sys.stderr, flush=True)
-                record = None
+                record, self.kept = None, False
             if record is None:
                 record = _train(cell, coordinates, identity, self.settings, self.options,
                                 Path(self.spec["data"]), cell_dir, self.context, self.every, CellTracker, provenance,

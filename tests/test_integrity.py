@@ -153,6 +153,7 @@ def test_extending_the_seeds_trains_only_the_new_cells(repo: Path) -> None:
     assert len(new) == 2 and all("/seed2/" in p for p in new)
     assert {p: after[p] for p in trained} == trained  # byte-identical and untouched (same mtime)
     assert out.count("test accuracy") == 6  # every cell of the new packs reported; only seed 2 trained
+    assert out.count("kept from an earlier run") == 4  # and the console says which were kept
     assert "Nothing to be done" in dry(repo, extended)
 
 

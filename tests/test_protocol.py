@@ -163,7 +163,7 @@ def test_the_test_set_is_seen_once_after_training_and_never_for_selection(digits
 
 # --------------------------------------------------------------------------- a pack's records
 
-def test_a_pack_writes_each_cells_own_result_in_its_own_folder(digits, tmp_path, monkeypatch):
+def test_a_pack_writes_each_cells_own_result_in_its_own_folder(digits, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the pack's folder is relative, as in the workflow
     handler = signal.getsignal(signal.SIGTERM)
     config = minimal_config(seeds=[0, 1], seeds_per_job=2, device="cpu", precision="fp32",
@@ -183,3 +183,12 @@ def test_a_pack_writes_each_cells_own_result_in_its_own_folder(digits, tmp_path,
         alone = run_cell(digits, pack.configuration.settings, "softmax_ce", spc=5, seed=seed)
         assert record["curves"] == alone["curves"] and record["test_accuracy"] == alone["test_accuracy"]
     assert records[0]["curves"] != records[1]["curves"]  # two seeds, two results
+    first = capsys.readouterr().out.splitlines()
+    assert [line for line in first if "test accuracy" in line and "kept" not in line] and "kept" not in "".join(first)
+    try:  # the same pack again: both records are kept, not retrained, and the console says so
+        run_pack(spec, Path(pack.marker), CPU, context={})
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "test accuracy" in line]
+    assert len(lines) == 2 and all("epochs kept from an earlier run" in line for line in lines), lines
+    assert json.loads(Path(pack.configuration.record(0, 0)).read_text()) == records[0]
