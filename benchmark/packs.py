@@ -156,11 +156,11 @@ class ConfigurationRun:
             # A student's record is its result only for the teacher weights it was trained from.
             identity = self.identity if teacher is None else {**self.identity, "teacher": teacher_identity(teacher)}
             record = usable_record(cell_dir / "metrics.json", coordinates, identity)
-            self.kept = record is not None
             if record is not None and save_weights and not (cell_dir / WEIGHTS).exists():
                 print(f"{cell_dir}: a later cell needs this cell's final weights, which were not saved; training it "
                       "again to save them", file=sys.stderr, flush=True)
-                record, self.kept = None, False
+                record = None
+            self.kept = record is not None
             if record is None:
                 record = _train(cell, coordinates, identity, self.settings, self.options,
                                 Path(self.spec["data"]), cell_dir, self.context, self.every, CellTracker, provenance,
