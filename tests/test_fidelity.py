@@ -9,6 +9,7 @@ import copy
 import pytest
 import torch
 import yaml
+from fixtures.tensors import assert_close
 
 from benchmark.config import REPO_ROOT, ConfigError, load_config, validate
 from benchmark.grid import Grid, cell_settings
@@ -27,14 +28,14 @@ def test_cosine_ce_head_batchnorm_has_keras_epsilon_and_momentum():
     relu = torch.relu(torch.nn.functional.normalize(rows, dim=1)).double()
     loss.train()
     loss(rows, torch.tensor([0, 1, 2]))
-    torch.testing.assert_close(bn.running_mean.double(), 0.01 * relu.mean(0))
-    torch.testing.assert_close(bn.running_var.double(), 0.99 + 0.01 * relu.var(0, unbiased=True))
+    assert_close(bn.running_mean.double(), 0.01 * relu.mean(0))
+    assert_close(bn.running_var.double(), 0.99 + 0.01 * relu.var(0, unbiased=True))
     # At test time the head normalises with the running statistics and epsilon 1e-3.
     loss.eval()
     linear = loss.head[2]
     z = (relu - bn.running_mean.double()) / torch.sqrt(bn.running_var.double() + 1e-3)
     expected = z @ linear.weight.double().T + linear.bias.double()
-    torch.testing.assert_close(loss.scores(rows).double(), expected, rtol=1e-5, atol=1e-6)
+    assert_close(loss.scores(rows).double(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("spc", "subset", "steps"), [(5, 1000, 66), (10, 2000, 63), (20, 4000, 42),

@@ -294,6 +294,7 @@ def test_harmonize_keeps_1x1_and_bias_and_dilation():
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 4, 6, 6)
 
 
+@pytest.mark.slow  # torchvision's import (~2.5 s), for a tenth of the fast suite
 def test_harmonic_resnet50():
     with torch.device("meta"):  # the layout and the counts only: no weights to initialise (0.1 s, not 1.5)
         model = harmonic_resnet50(3, 7)

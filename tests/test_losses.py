@@ -17,6 +17,7 @@ import yaml
 from fixtures.loss_batch import OUTPUT, TARGET, C
 from fixtures.loss_batch import tensors as _tensors
 from fixtures.methods import defaults as method_defaults
+from fixtures.tensors import assert_close
 
 from benchmark.config import SCHEMA_PATH
 from benchmark.losses.base import Loss
@@ -203,7 +204,7 @@ def test_cosine_is_scale_invariant_and_gradients_flow(scale):
     assert grad is not None and torch.isfinite(grad).all()
     assert grad.abs().sum() > 0
     # A scale-invariant function has gradient ref_grad / scale at scale * f, orthogonal to f.
-    torch.testing.assert_close(grad * scale, ref_in.grad, rtol=1e-4, atol=1e-6)
+    assert_close(grad * scale, ref_in.grad, rtol=1e-4, atol=1e-6)
     assert (grad * scaled_in.detach()).sum(dim=1).abs().max() < 1e-5 * max(1.0, scale)
 
 

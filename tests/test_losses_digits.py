@@ -119,6 +119,7 @@ def test_learns_digits(name):
     assert last < 0.5 * first, (name, first, last)
 
 
+@pytest.mark.slow  # tests/test_methods_extra.py trains softmax_ce on shuffled labels through the trainer, fast
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_shuffled_labels_stay_near_chance(name):
     accuracy, _, last = _train(name, shuffle=True)

@@ -16,6 +16,7 @@ import math
 import pytest
 import torch
 from fixtures.methods import make_loss
+from fixtures.tensors import assert_close
 
 from benchmark.losses.normalized import alpha_low
 from benchmark.losses.sphereface import LargeMarginSoftmax, annealing_lambda, chebyshev, psi
@@ -70,7 +71,7 @@ def test_l2_softmax_matches_hand_computation():
     rows = [[2.0 * (wj[0] * u[0] + wj[1] * u[1]) + bj for wj, bj in zip(w, b, strict=True)] for u in units]
     assert rows[0] == pytest.approx([-0.3, 3.6, 1.9])
     assert loss(x, y).item() == pytest.approx(_ce(rows, TARGET), rel=1e-6)
-    torch.testing.assert_close(loss.scores(x), torch.tensor(rows), rtol=1e-6, atol=1e-6)
+    assert_close(loss.scores(x), torch.tensor(rows), rtol=1e-6, atol=1e-6)
     # Only the feature is normalised: scaling x changes nothing.
     assert loss(10 * x, y).item() == pytest.approx(_ce(rows, TARGET), rel=1e-5)
 
@@ -93,7 +94,7 @@ def test_normface_matches_hand_computation():
     assert _ce([[6.0, 8.0, 10 * 0.2 / R2]], [1]) == pytest.approx(0.128143, abs=1e-6)
     expected = _ce([[10 * c for c in row] for row in COS], TARGET)
     assert loss(x, y).item() == pytest.approx(expected, rel=1e-6)
-    torch.testing.assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
+    assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
 
 
 def test_normface_scale_is_learned_and_kept_above_floor():
@@ -134,7 +135,7 @@ def test_cosface_matches_hand_computation():
                                                                                                     strict=True)]
     assert abs(_ce(rows, TARGET) - _ce(wrong, TARGET)) > 0.5
     # No margin at test time.
-    torch.testing.assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
+    assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
 
 
 def test_cosface_defaults_are_the_papers():
@@ -169,7 +170,7 @@ def test_arcface_matches_hand_computation_with_threshold_branch():
     rows = [[s * (_arc_target(c, m) if j == t else c) for j, c in enumerate(row)]
             for row, t in zip(COS, TARGET, strict=True)]
     assert loss(x, y).item() == pytest.approx(_ce(rows, TARGET), rel=1e-5)
-    torch.testing.assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
+    assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
 
 
 def test_arcface_target_logit_by_angle_on_both_branches():
@@ -251,7 +252,7 @@ def test_tvmf_loss_matches_hand_computation():
     x, y = _x()
     rows = [[s * ((1 + c) / (1 + 16 * (1 - c)) - 1) for c in row] for row in COS]
     assert loss(x, y).item() == pytest.approx(_ce(rows, TARGET), rel=1e-6)
-    torch.testing.assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
+    assert_close(loss.scores(x), torch.tensor(COS), rtol=1e-6, atol=1e-6)
 
 
 def test_tvmf_at_kappa_zero_is_scaled_cosine_softmax():
@@ -282,7 +283,7 @@ def test_tvmf_scale_learned_and_parameter_groups():
 def test_chebyshev_is_cos_of_multiple_angle():
     theta = torch.linspace(0, math.pi, 13, dtype=torch.float64)
     for m in range(0, 6):
-        torch.testing.assert_close(chebyshev(torch.cos(theta), m), torch.cos(m * theta))
+        assert_close(chebyshev(torch.cos(theta), m), torch.cos(m * theta))
     # T_4(c) = 8c^4 - 8c^2 + 1: at c = 0.5, 0.5 - 2 + 1 = -0.5 = cos(4 pi / 3).
     assert chebyshev(torch.tensor(0.5), 4).item() == pytest.approx(-0.5)
 

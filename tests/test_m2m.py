@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from fixtures.tensors import assert_close
 
 from benchmark.methods.m2m import (
     acceptance_probability,
@@ -129,7 +130,7 @@ def test_seed_choice_follows_q_and_p_accept_is_per_pair():
     assert (seeds_for_2 == 0).float().mean().item() == pytest.approx(0.34742, abs=0.05)
     assert (out.seed_classes[out.targets == 1] == 0).all()
     expected_p = acceptance_probability(counts[out.seed_classes].double(), counts[out.targets].double(), BETA)
-    torch.testing.assert_close(out.p_accept, expected_p)
+    assert_close(out.p_accept, expected_p)
     assert not out.accepted.any()  # confidence 1/3 < gamma 0.99
     # The seed images are batch samples of the drawn seed class, spread over that class's samples.
     source = (out.images[:, 1] * 1e4).round().long()
@@ -174,7 +175,7 @@ def test_end_to_end_with_random_start_is_deterministic_and_replaces_only_accepte
     g, f = _linear_g(10.0), _seed_logit_f((-1.0, 0.0))
     first = generate(g, f, images, targets, [100, 30], _gen(8), beta=0.99, gamma=0.9, steps=5)
     again = generate(g, f, images, targets, [100, 30], _gen(8), beta=0.99, gamma=0.9, steps=5)
-    torch.testing.assert_close(first.images, again.images)
+    assert_close(first.images, again.images)
     assert torch.equal(first.accepted, again.accepted)
     confident = torch.softmax(g(first.images), 1)[:, 1] >= 0.9
     assert not (first.accepted & ~confident).any()
@@ -185,7 +186,7 @@ def test_end_to_end_with_random_start_is_deterministic_and_replaces_only_accepte
     replaced[first.index[first.accepted]] = True
     assert torch.equal(changed, replaced)
     # Rejected and unpicked positions keep the original over-sampled images.
-    torch.testing.assert_close(batch[~replaced], images[~replaced])
+    assert_close(batch[~replaced], images[~replaced])
 
 
 def test_balanced_counts_generate_nothing():
@@ -193,4 +194,4 @@ def test_balanced_counts_generate_nothing():
     g = _linear_g(1.0)
     out = generate(g, g, images, targets, [50, 50], _gen(9))
     assert out.index.numel() == 0 and out.images.shape == (0, 1, 1, 2)
-    torch.testing.assert_close(replace_accepted(images, out), images)
+    assert_close(replace_accepted(images, out), images)

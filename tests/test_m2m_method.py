@@ -15,6 +15,7 @@ import math
 import pytest
 import torch
 from fixtures.cells import OPTIONS, digits_config, shuffled_copy, train
+from fixtures.tensors import assert_close
 
 from benchmark.grid import cell_settings
 from benchmark.train import Cell
@@ -72,7 +73,7 @@ def test_generated_images_are_g_confident_at_the_rate_of_the_acceptance_rule(dig
         assert bool((generation.accepted <= confident).all())  # accepted implies g-confident
         chosen = generation.index[generation.accepted]
         assert bool((confidence[generation.accepted].argmax(dim=1) == y_out[chosen]).all())
-        torch.testing.assert_close(images.to_unit(out[chosen]), generation.images[generation.accepted].float())
+        assert_close(images.to_unit(out[chosen]), generation.images[generation.accepted].float())
         p = generation.p_accept[confident].double()
         translated += generation.index.numel()
         reached += int(confident.sum())

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fixtures.methods import defaults
+from fixtures.tensors import assert_close
 
 from benchmark.config import REPO_ROOT, load_config, validate
 from benchmark.data.prepared import load_prepared, write_prepared
@@ -146,10 +147,10 @@ def test_grad_l2_objective_is_ce_plus_the_input_gradient_penalty_with_double_bac
     want = [a + b for a, b in zip(_grads(built, F.cross_entropy(built.model(x), y)),
                                    _grads(built, input_gradient_penalty(built.model, x, y, WEIGHT)), strict=True)]
     for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+        assert_close(g, w, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(torch.cat([g.flatten() for g in got]),
                               torch.cat([g.flatten() for g in _grads(built, F.cross_entropy(built.model(x), y))]))
-    torch.testing.assert_close(built.scores(x), logits)  # predict argmax of the logits
+    assert_close(built.scores(x), logits)  # predict argmax of the logits
 
 
 def test_grad_l2_with_mixed_targets_penalises_the_mixed_loss():

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures.tensors import assert_close
 
 from benchmark.models.resnet import BasicBlock, CifarResNet, cifar_resnet110_wide, resnet50
 
@@ -34,6 +35,7 @@ def _sgd_smoke(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None
 
 # --------------------------------------------------------------------------- ResNet-50
 
+@pytest.mark.slow  # torchvision's import (~2.5 s), for a tenth of the fast suite
 def test_resnet50_has_no_way_to_ask_for_weights(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a pre-trained weight download was attempted")
@@ -53,6 +55,7 @@ def test_resnet50_has_no_way_to_ask_for_weights(monkeypatch):
     assert not torch.equal(model.features.conv1.weight, other.features.conv1.weight)
 
 
+@pytest.mark.slow  # torchvision's import (~2.5 s), for a tenth of the fast suite
 def test_resnet50_parameter_count():
     with torch.device("meta"):  # shapes only: nothing to initialise
         # torchvision ResNet-50: 23,508,032 below the classifier; linear 2048 -> 200: 409,800.
@@ -116,7 +119,7 @@ def test_parameter_free_shortcut_pools_and_pads_channels():
     x = torch.randn(1, 4, 6, 6)
     short = block.shortcut(x)
     assert short.shape == (1, 8, 3, 3)
-    torch.testing.assert_close(short[:, 2:6], F.avg_pool2d(x, 2))
+    assert_close(short[:, 2:6], F.avg_pool2d(x, 2))
     assert short[:, :2].abs().sum() == 0 and short[:, 6:].abs().sum() == 0
     same = BasicBlock(4, 4, stride=1)
     assert torch.equal(same.shortcut(x), x)

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from fixtures.tensors import assert_close
 from torch import nn
 
 from benchmark.optim import SGD, clip_grad_norm
@@ -55,7 +56,7 @@ def test_sgd_matches_torch_step_for_step(momentum, nesterov):
         ours.step()
         ref.step()
         for (name, p), q in zip(ours_model.named_parameters(), ref_model.parameters(), strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=f"step {step} {name}")
+            assert_close(p, q, rtol=1e-6, atol=1e-6, msg=f"step {step} {name}")
     moved = max((p.detach() - s).abs().max().item()
                 for p, s in zip(ours_model.parameters(), start, strict=True))
     assert moved > 1e-2  # the comparison is not between two parameter sets that never moved
@@ -94,8 +95,8 @@ def test_sgd_skips_parameters_without_gradient_and_zero_grad_clears():
         ours.step()
         ref.step()
     for p, q in zip(model.parameters(), ref_model.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(model[2].weight, _model()[2].weight)  # untouched, weight decay included
+        assert_close(p, q, rtol=1e-6, atol=1e-6)
+    assert_close(model[2].weight, _model()[2].weight)  # untouched, weight decay included
 
 
 def test_sgd_state_dict_resumes_identically():
@@ -120,7 +121,7 @@ def test_sgd_state_dict_resumes_identically():
         _backward(resumed, step)
         second.step()
     for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=0, atol=0)
+        assert_close(p, q, rtol=0, atol=0)
 
 
 def _with_grads(scale: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -144,14 +145,14 @@ def test_clip_grad_norm_matches_torch(scale, max_norm):
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
     assert got.item() == pytest.approx(norm_by_hand, rel=1e-6)
     for a, b in zip(ours, ref, strict=True):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-7)
+        assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-7)
     new_norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in ours)).item()
     if norm_by_hand > max_norm:
         assert new_norm == pytest.approx(max_norm, rel=1e-5)
     else:  # no clipping: gradients unchanged
         assert new_norm == pytest.approx(norm_by_hand, rel=1e-7)
         for a, g in zip(ours, original, strict=True):
-            torch.testing.assert_close(a.grad, g, rtol=0, atol=0)
+            assert_close(a.grad, g, rtol=0, atol=0)
 
 
 def test_clip_grad_norm_ignores_parameters_without_grad():

@@ -78,6 +78,7 @@ def test_dataset_figure_lines_legend_and_band():
     plt.close(fig)
 
 
+@pytest.mark.slow  # renders and saves PNG and PDF, and reads the PDF's fonts back
 def test_plot_dataset_writes_png_and_pdf_with_truetype_fonts(tmp_path):
     paths = plot_dataset(cells(), "cub", ["a", "b"], tmp_path / "grid_cub")
     assert paths == [tmp_path / "grid_cub.png", tmp_path / "grid_cub.pdf"]
@@ -135,6 +136,7 @@ def test_training_curves_reject_zero_based_epochs():
         training_curves_figure(zero_based, "cub", "5", ["a"])
 
 
+@pytest.mark.slow  # four figures rendered and saved (1.6 s); the panels are checked in the fast suite
 def test_training_curve_files(tmp_path):
     two = pd.concat([curves(), curves().assign(spc="all")])
     written = training_curve_figures(two, ["a", "b"], tmp_path / "c", "toy")

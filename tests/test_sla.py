@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from fixtures.tensors import assert_close
 
 from benchmark.methods.sla import aggregated_scores, joint_labels, rotations, single_scores, sla_loss, sla_sd_loss
 
@@ -84,7 +85,7 @@ def test_sla_sd_loss_by_hand_and_teacher_is_detached():
     loss.backward()
     plain = torch.tensor(JOINT, requires_grad=True)
     sla_loss(plain, y).backward()
-    torch.testing.assert_close(joint.grad, plain.grad)
+    assert_close(joint.grad, plain.grad)
     # u's gradient is that of CE + KL: (softmax(u) - onehot(y)) + (softmax(u) - softmax(a)).
     expected_u = [2 * q[c] - (1.0 if c == 0 else 0.0) - p[c] for c in range(2)]
     assert single.grad[0].tolist() == pytest.approx(expected_u, rel=1e-5)

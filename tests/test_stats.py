@@ -206,6 +206,7 @@ def test_cd_groups_are_maximal_runs_closer_than_cd():
     assert cd_groups(r, 0.1) == []
 
 
+@pytest.mark.slow  # renders and saves PNG and PDF, and reads the PDF's fonts back
 def test_cd_diagram_written_as_png_and_pdf_without_type3_fonts(tmp_path):
     r = pd.Series({"softmax_ce": 2.6, "cosine": 1.4, "mse": 3.8, "cosine_ce": 1.2, "label_smoothing": 3.0})
     paths = cd_diagram(r, critical_difference(5, 6), tmp_path / "cd", title="demo")

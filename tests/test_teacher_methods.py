@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.cells import digits_config, shuffled_copy, train
+from fixtures.tensors import assert_close
 
 from benchmark.grid import cell_settings
 from benchmark.methods import MethodContext, build_method
@@ -82,7 +83,7 @@ def test_student_weights_hold_no_teacher_and_rebuild_as_next_teacher(digits, tmp
     assert next(teacher.parameters()).dtype == torch.float64
     x = torch.randn(5, 1, 8, 8, dtype=torch.float64)
     again = load_teacher(context).to(torch.float64)
-    torch.testing.assert_close(teacher.scores(x), again.scores(x))
+    assert_close(teacher.scores(x), again.scores(x))
     assert student.teacher.teacher is None  # sd_g1 rebuilt to predict, without its own teacher
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torchvision import transforms as T
 
 import benchmark.train.loop
 from perf import packing, reference_loop, throughput, tracking
 
 
+# The reference loop is torchvision's pipeline, and importing torchvision costs ~2.5 s: these are slow tests.
+@pytest.mark.slow
 def test_reference_transforms_apply_the_same_augmentations() -> None:
+    from torchvision import transforms as T
+
     photo = reference_loop.transforms_for(
         {"crop": 448, "hflip": True, "erase": {"p": 0.5, "area": [0.02, 0.3], "aspect": [0.3, 3.33]}},
         512, [0.5] * 3, [0.2] * 3)
@@ -30,6 +33,7 @@ def test_reference_transforms_apply_the_same_augmentations() -> None:
     assert shift.padding_mode == "edge"
 
 
+@pytest.mark.slow
 def test_reference_steps_cycle_the_loader_and_train() -> None:
     # 8 images in batches of 4 are 2 batches per pass: 5 steps need 3 passes over the loader
     rng = np.random.default_rng(0)
@@ -66,6 +70,7 @@ def _count_steps(monkeypatch) -> dict[str, list]:
     return calls
 
 
+@pytest.mark.slow
 def test_throughput_runs_both_loops_on_digits(monkeypatch) -> None:
     calls = _count_steps(monkeypatch)
     result = throughput.run(True, ["digits"], device="cpu")
@@ -83,6 +88,7 @@ def test_throughput_runs_both_loops_on_digits(monkeypatch) -> None:
         throughput.run(True, ["imagenet"], device="cpu")
 
 
+@pytest.mark.slow
 def test_throughput_ablation_sets_precision_and_layout_by_hand(monkeypatch) -> None:
     calls = _count_steps(monkeypatch)
     monkeypatch.setitem(throughput.CASES, "digits", {**throughput.CASES["digits"], "steps": (1, 2)})
