@@ -34,6 +34,25 @@ def tiny(repo: Path, name: str = "tiny", epochs: int = 1, steps: int = 3, **over
     return config
 
 
+@pytest.fixture(scope="module")
+def tiny_trained(prepared_repo: Path, tmp_path_factory) -> Path:
+    """A copy of `prepared_repo` in which the tiny grid (config/tiny.yaml) has run: trained once per module,
+    the starting point of every test that begins with it."""
+    import shutil
+
+    repo = Path(shutil.copytree(prepared_repo, tmp_path_factory.mktemp("tiny") / "repo", symlinks=True))
+    run(repo, tiny(repo))
+    return repo
+
+
+@pytest.fixture
+def trained(tiny_trained: Path, tmp_path: Path) -> Path:
+    """A private copy of `tiny_trained` (times of every file kept, so Snakemake sees nothing changed)."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_trained, tmp_path / "repo", symlinks=True))
+
+
 def dry(repo: Path, config: Path, *extra: str) -> str:
     result = snakemake(repo, "-n", "--configfile", str(config), *extra)
     return result.stdout + result.stderr
@@ -49,9 +68,9 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_a_deleted_cell_is_retrained_and_the_table_updated(repo: Path) -> None:
-    config = tiny(repo)
-    run(repo, config)
+def test_a_deleted_cell_is_retrained_and_the_table_updated(trained: Path) -> None:
+    repo, config = trained, trained / "config/tiny.yaml"
+    assert "Nothing to be done" in dry(repo, config)
     before = records(repo)
     assert len(before) == 4
     table = repo / "results/tables/tiny.md"
@@ -90,22 +109,18 @@ def test_two_grids_that_differ_in_epochs_never_touch_each_other(repo: Path) -> N
     assert {g: (repo / f"results/tables/{g}.md").read_text() for g in ("short", "long")} == tables
 
 
-def test_the_same_cell_asked_for_by_two_grids_is_trained_once(repo: Path) -> None:
-    first = tiny(repo, "first", methods=["softmax_ce"])
-    run(repo, first)
-    trained = records(repo)
-    second = tiny(repo, "second", methods=["softmax_ce"], samples_per_class=[5])  # the same cells, another name
+def test_the_same_cell_asked_for_by_two_grids_is_trained_once(trained: Path) -> None:
+    repo, cells = trained, records(trained)  # the grid "tiny" has run
+    second = tiny(repo, "second", samples_per_class=[5])  # the same cells, another name
     out = dry(repo, second)
     assert jobs(out) == 0 and jobs(out, "aggregate") == 1  # the packs are done: only its own table is missing
     run(repo, second)
-    assert records(repo) == trained
-    assert (repo / "results/tables/second.csv").read_text() == (repo / "results/tables/first.csv").read_text()
+    assert records(repo) == cells
+    assert (repo / "results/tables/second.csv").read_text() == (repo / "results/tables/tiny.csv").read_text()
 
 
-def test_code_edits_rerun_exactly_the_cells_that_import_the_code(repo: Path) -> None:
-    config = tiny(repo)
-    run(repo, config)
-    trained = records(repo)
+def test_code_edits_rerun_exactly_the_cells_that_import_the_code(trained: Path) -> None:
+    repo, config, trained = trained, trained / "config/tiny.yaml", records(trained)
     # focal.py is imported by the class-balanced losses (cb_focal), not by softmax_ce
     edit(repo / "benchmark/losses/focal.py", '"""Focal loss', '"""Focal loss (edited)')
     out = dry(repo, config)
@@ -119,10 +134,8 @@ def test_code_edits_rerun_exactly_the_cells_that_import_the_code(repo: Path) -> 
     assert jobs(out) == 0 and jobs(out, "aggregate") == 1
 
 
-def test_settings_that_cannot_change_a_result_rerun_nothing(repo: Path) -> None:
-    config = tiny(repo)
-    run(repo, config)
-    trained = records(repo)
+def test_settings_that_cannot_change_a_result_rerun_nothing(trained: Path) -> None:
+    repo, config, trained = trained, trained / "config/tiny.yaml", records(trained)
     for key, value in (("cells_per_gpu", 4), ("device", "cpu"), ("threads", 2), ("eval_batch_size", 7),
                        ("seeds_per_job", 2)):
         changed = tiny(repo, f"tiny_{key}", grid="tiny", **{key: value})
@@ -142,11 +155,9 @@ def test_settings_that_cannot_change_a_result_rerun_nothing(repo: Path) -> None:
     assert jobs(out, "prepare_data") == 1 and jobs(out) == 4
 
 
-def test_extending_the_seeds_trains_only_the_new_cells(repo: Path) -> None:
-    config = tiny(repo, seeds=[0, 1], seeds_per_job=3)
-    run(repo, config)
-    trained = records(repo)
-    extended = tiny(repo, seeds=[0, 1, 2], seeds_per_job=3)
+def test_extending_the_seeds_trains_only_the_new_cells(trained: Path) -> None:
+    repo, trained = trained, records(trained)  # seeds 0 and 1, one cell per job
+    extended = tiny(repo, seeds=[0, 1, 2], seeds_per_job=3)  # other packs: seeds 0-2 of a method each
     out = run(repo, extended).stdout
     after = records(repo)
     new = {p for p in after if p not in trained}
