@@ -40,12 +40,18 @@ def prepared_repo(tmp_path_factory) -> Path:
     return repo
 
 
+def copy_workflow(source: Path, dest: Path) -> Path:
+    """A copy of a repository copy a workflow ran in: every file with its times, so Snakemake finds the copy
+    exactly as up to date as `source`."""
+    import shutil
+
+    return Path(shutil.copytree(source, dest, symlinks=True))
+
+
 @pytest.fixture
 def repo(prepared_repo: Path, tmp_path: Path) -> Path:
     """A private copy of `prepared_repo` (code, git history, prepared digits, DVC and Snakemake state)."""
-    import shutil
-
-    return Path(shutil.copytree(prepared_repo, tmp_path / "repo", symlinks=True))
+    return copy_workflow(prepared_repo, tmp_path / "repo")
 
 
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import jobs, records, snakemake, workflow_env, write_config
+from conftest import copy_workflow, jobs, records, snakemake, workflow_env, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +38,15 @@ def tiny(repo: Path, name: str = "tiny", epochs: int = 1, steps: int = 3, **over
 def tiny_trained(prepared_repo: Path, tmp_path_factory) -> Path:
     """A copy of `prepared_repo` in which the tiny grid (config/tiny.yaml) has run: trained once per module,
     the starting point of every test that begins with it."""
-    import shutil
-
-    repo = Path(shutil.copytree(prepared_repo, tmp_path_factory.mktemp("tiny") / "repo", symlinks=True))
+    repo = copy_workflow(prepared_repo, tmp_path_factory.mktemp("tiny") / "repo")
     run(repo, tiny(repo))
     return repo
 
 
 @pytest.fixture
 def trained(tiny_trained: Path, tmp_path: Path) -> Path:
-    """A private copy of `tiny_trained` (times of every file kept, so Snakemake sees nothing changed)."""
-    import shutil
-
-    return Path(shutil.copytree(tiny_trained, tmp_path / "repo", symlinks=True))
+    """A private copy of `tiny_trained`."""
+    return copy_workflow(tiny_trained, tmp_path / "repo")
 
 
 def dry(repo: Path, config: Path, *extra: str) -> str:

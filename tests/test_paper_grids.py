@@ -15,8 +15,9 @@ import time
 
 import pytest
 from conftest import copy_repo, workflow_env
+from fixtures.configs import shipped
 
-from benchmark.config import REPO_ROOT, load_config, method_labels, train_settings
+from benchmark.config import method_labels, train_settings
 from benchmark.grid import Grid, cell_settings
 from benchmark.schedules import learning_rate, sgdr_epochs
 
@@ -31,19 +32,13 @@ PAPER_LR = {
 }
 
 
-def grid(*names: str) -> dict:
-    """config/config.yaml with config/<name>.yaml merged over it in order, as `--configfile` does."""
-    return load_config(*(REPO_ROOT / "config" / f"{name}.yaml" for name in names),
-                       base=REPO_ROOT / "config" / "config.yaml")
-
-
 def cells(config: dict) -> list[tuple]:
     """(dataset, method label, spc, split, seed) of every cell."""
     return [(c.dataset, c.method, c.spc, split, seed) for c, split, seed in Grid(config).cells()]
 
 
 def test_paper_grid_cells_and_methods_per_dataset():
-    config = grid("paper")
+    config = shipped("paper")
     assert config["datasets"] == PAPER_DATASETS and config["samples_per_class"] == ["all"]
     labels = {d: method_labels(config, d) for d in PAPER_DATASETS}
     assert labels["cub"] == ONE_HOT + [f"{loss}-{h}" for loss in SEMANTIC
@@ -61,7 +56,7 @@ def test_paper_grid_cells_and_methods_per_dataset():
 
 
 def test_paper_size_grid_cells():
-    config = grid("paper_size")
+    config = shipped("paper_size")
     counts = {d: {(c[1], c[2]) for c in cells(config) if c[0] == d} for d in ("cub", "cifar100")}
     assert {spc for _, spc in counts["cub"]} == {5, 10, 20, "all"}  # 30 per class is 'all' (smallest class 29)
     assert {spc for _, spc in counts["cifar100"]} == {10, 20, 50, 100, 200, "all"}
@@ -72,7 +67,7 @@ def test_paper_size_grid_cells():
 
 
 def test_table3_overlay_is_the_cub_part_of_paper():
-    table3, paper = grid("paper", "paper_table3"), grid("paper")
+    table3, paper = shipped("paper", "paper_table3"), shipped("paper")
     assert len(cells(table3)) == 8 * 3
     assert set(cells(table3)) <= set(cells(paper))
     assert table3["reference"] == "config/reference/paper_table3.yaml"
@@ -82,7 +77,7 @@ def test_table3_overlay_is_the_cub_part_of_paper():
 
 def test_shared_cells_have_the_same_settings_in_paper_and_paper_size():
     """paper_size.yaml repeats paper.yaml's CUB and CIFAR-100 settings: a shared cell is one job."""
-    paper, size = grid("paper"), grid("paper_size")
+    paper, size = shipped("paper"), shipped("paper_size")
     shared = set(cells(paper)) & set(cells(size))
     assert len(shared) == 14 * 3  # the 'all' cells of CUB (cub_balanced) and CIFAR-100
     for dataset, loss, _, _, _ in shared:
@@ -91,7 +86,7 @@ def test_shared_cells_have_the_same_settings_in_paper_and_paper_size():
 
 @pytest.mark.parametrize("name", ["paper", "paper_size"])
 def test_protocol_of_the_official_code(name):
-    config = grid(name)
+    config = shipped(name)
     for dataset in config["datasets"]:
         lrs = dict(zip(["softmax_ce", "label_smoothing", "cosine", "cosine_ce"], PAPER_LR[dataset], strict=True))
         own_lr = config["dataset_settings"][dataset]["train"]["lr"]
@@ -127,14 +122,14 @@ def test_protocol_of_the_official_code(name):
 
 def test_paper_schedule_restarts_after_12_36_84_180():
     """The learning rates the trainer computes from paper.yaml's settings, epoch by epoch."""
-    train = train_settings(grid("paper"), "cub", "cosine")
+    train = train_settings(shipped("paper"), "cub", "cosine")
     lrs = [learning_rate(epoch, train["epochs"], train["lr"], train["schedule"]) for epoch in range(train["epochs"])]
     assert [e for e in range(1, 372) if lrs[e] > lrs[e - 1]] == [12, 36, 84, 180]
     assert lrs[-1] == pytest.approx(1e-6) and max(lrs) <= 0.5
 
 
 def test_claim_digits_grid():
-    config = grid("claim_digits")
+    config = shipped("claim_digits")
     # digits: 3 methods x 6 sizes, mnist5k: its own 4 sizes; each on 3 splits x 5 seeds
     assert len(cells(config)) == 3 * (6 + 4) * 3 * 5
     assert {c[2] for c in cells(config) if c[0] == "mnist5k"} == {2, 5, 10, 50}
