@@ -90,3 +90,9 @@ def jobs(dry_run_output: str, rule: str = "train") -> int:
         if len(fields) == 2 and fields[0] == rule and fields[1].isdigit():
             return int(fields[1])
     return 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-component tests first, each module's in its order: with workers (-n auto --dist worksteal) the
+    many short tests then fill the gaps at the end instead of one long workflow test running alone last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -22,10 +22,11 @@ from perf import __main__ as cli
 from perf.report import build_summary
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [  # each part as small as it goes: 50-cell grids, one run of each thing (the dag's no-op rerun of paper.yaml)
+TINY = [  # each part as small as it goes: 50-cell grids, one run of each thing; the dag's no-op rerun on the
+    # default grid (75 cells, one dataset: its setup takes half the time of paper.yaml's, through the same code)
     "fixed_cost.repeats=1", "fixed_cost.import_runs=1", "fixed_cost.warmup=false",
     'fixed_cost.modules=["benchmark.tracking"]',
-    "dag.seeds=2", 'dag.paper=["paper"]',
+    "dag.seeds=2", 'dag.paper=["paper"]', 'dag.noop_grids=["config"]',
     "aggregation.seeds=2",
 ]
 
@@ -84,9 +85,9 @@ def test_cheap_parts_for_real(tmp_path):
     # 50 cells = 25 (dataset, method, spc) x 2 seeds: one pack each, or a job per cell, plus 6 other jobs
     # (prepare_data, grid_config, aggregate, report_config, track, all)
     assert (grids["synthetic_50"]["jobs"], grids["synthetic_50_one_per_job"]["jobs"]) == (31, 56)
-    # the no-op rerun of paper.yaml: every output present (the part fails unless both said nothing to do)
-    noop = records["dag"]["result"]["noop"]["paper"]
-    assert (noop["records"], noop["markers"]) == (120, 120) and noop["outputs"] > 120
+    # the no-op rerun of the default grid: every output present (the part fails unless both said nothing to do)
+    noop = records["dag"]["result"]["noop"]["config"]
+    assert (noop["records"], noop["markers"]) == (75, 25) and noop["outputs"] > 25  # packs of 3 seeds; the tables too
     assert len(noop["dry_run"]["runs_s"]) == len(noop["rerun"]["runs_s"]) == 1
 
     agg = records["aggregation"]["result"]
@@ -102,7 +103,7 @@ def test_cheap_parts_for_real(tmp_path):
     assert [(row["grid"], row["cells"], row["jobs"]) for row in dag] == [
         ("paper", "120", str(grids["paper"]["jobs"])), ("synthetic_50", "50", "31"),
         ("synthetic_50_one_per_job", "50", "56")]
-    assert [row["grid"] for row in noops] == ["paper"]
+    assert [row["grid"] for row in noops] == ["config"]
     modes, imports = tables(summary, "fixed_cost")
     assert [row["mode"] for row in modes] == ["no_tracking", "tracking"]
     assert [row["import"] for row in imports] == ["`benchmark.tracking`"]
