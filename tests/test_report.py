@@ -144,13 +144,14 @@ def decoded(entry: dict) -> str:
 
 
 @pytest.mark.slow
-def test_report_of_a_real_grid(repo_copy: Path):
-    write_config(repo_copy, "tiny", epochs=2, grid="tiny", samples_per_class=[5, "all"], seeds=[0], tracking=False)
-    snakemake(repo_copy, "--cores", "2", "--configfile", "config/tiny.yaml")
-    snakemake(repo_copy, "--cores", "1", "--configfile", "config/tiny.yaml", "--report", "report.html")
-    desc, results = report_data(repo_copy / "report.html")
-    methods = ["softmax_ce", "label_smoothing", "mse", "cosine", "cosine_ce"]
-    csv = pd.read_csv(repo_copy / "results" / "tables" / "tiny.csv")
+def test_report_of_a_real_grid(repo: Path):
+    methods = ["softmax_ce", "cosine"]
+    write_config(repo, "tiny", epochs=2, grid="tiny", methods=methods, samples_per_class=[5, "all"], seeds=[0],
+                 tracking=False)
+    snakemake(repo, "--cores", "2", "--configfile", "config/tiny.yaml")
+    snakemake(repo, "--cores", "1", "--configfile", "config/tiny.yaml", "--report", "report.html")
+    desc, results = report_data(repo / "report.html")
+    csv = pd.read_csv(repo / "results" / "tables" / "tiny.csv")
     table = results["results/tables/tiny.html"]
     assert table["mime_type"] == "text/html" and "Holm-corrected" in table["caption"]
     for page in (desc, decoded(table)):  # inline on the first page and as the table's own page
@@ -166,7 +167,7 @@ def test_report_of_a_real_grid(repo_copy: Path):
     assert "settings key" in decoded(results["results/report/tiny_config.html"])
     assert all("config" not in json.dumps(r["job_properties"]["params"]).replace("config_sha256", "")
                for r in results.values())  # no config JSON shown as a job parameter
-    pdfs = sorted((repo_copy / "results").rglob("*.pdf"))
+    pdfs = sorted((repo / "results").rglob("*.pdf"))
     assert len(pdfs) == 4
     for pdf in pdfs:
         assert_no_type3(pdf)

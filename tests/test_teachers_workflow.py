@@ -2,7 +2,7 @@
 3 steps per method): the students wait for their teachers, a teacher shared by three students is
 trained once, editing the teacher's loss reruns teacher and students, editing the students' method
 reruns only them, and a teacher retrained to the same weights leaves its students' results alone.
-About 3 minutes on 2 shared CPU cores (each job is a process that imports torch)."""
+About 50 s on 2 CPU cores (each job is a process that imports torch)."""
 
 from __future__ import annotations
 
