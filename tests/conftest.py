@@ -92,7 +92,21 @@ def jobs(dry_run_output: str, rule: str = "train") -> int:
     return 0
 
 
+# The longest real-component modules (40-60 s a test on 2 cores), started first so that none is left to run
+# alone at the end. Only the order changes: a module missing here runs with the other slow tests.
+LONGEST_FIRST = ["tests/test_teachers_workflow.py", "tests/test_slurm.py", "perf/tests/test_perf.py",
+                 "tests/test_integrity.py", "tests/test_data_workflow.py", "tests/test_tracking.py"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The real-component tests first, each module's in its order: with workers (-n auto --dist worksteal) the
-    many short tests then fill the gaps at the end instead of one long workflow test running alone last."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The real-component tests first, the longest modules first among them, each module's tests in their order.
+    With workers (-n auto, --dist worksteal: the first worker starts at the top of this order, an idle one takes
+    the end of another's queue) the long ones start early and the many short tests fill the end, instead of one
+    long workflow test running alone last."""
+    def rank(item: pytest.Item) -> tuple[bool, int]:
+        if item.get_closest_marker("slow") is None:
+            return True, 0
+        module = item.nodeid.split("::", 1)[0]
+        return False, LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
