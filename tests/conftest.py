@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,6 @@ def prepared_repo(tmp_path_factory) -> Path:
 def copy_workflow(source: Path, dest: Path) -> Path:
     """A copy of a repository copy a workflow ran in: every file with its times, so Snakemake finds the copy
     exactly as up to date as `source`."""
-    import shutil
-
     return Path(shutil.copytree(source, dest, symlinks=True))
 
 
